@@ -1,0 +1,239 @@
+//! Metrics, named once: every counter is a [`Counter`] variant and every latency a
+//! [`Stage`] variant; names follow `rampart_<name>_<unit>`.
+//!
+//! Latencies are recorded in nanoseconds into one hdrhistogram per stage (3 significant
+//! digits, 1 µs … 1 h). [`Metrics::render_prometheus`] writes Prometheus text for `/metrics`
+//! and [`Metrics::summary`] the p50/p99/p99.9/max table printed on exit.
+
+use hdrhistogram::Histogram;
+use parking_lot::Mutex;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Monotonic nanoseconds since the first call in this process.
+pub fn clock_ns() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = START.get_or_init(Instant::now);
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident => ($metric:literal, $help:literal)),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $variant),* }
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            /// The Prometheus metric name.
+            pub fn metric(self) -> &'static str { match self { $($name::$variant => $metric),* } }
+            /// The Prometheus help text.
+            pub fn help(self) -> &'static str { match self { $($name::$variant => $help),* } }
+        }
+    };
+}
+
+named_enum!(
+    /// Monotonic counters.
+    Counter {
+        /// Events accepted by an input and normalized.
+        EventsAccepted => ("rampart_events_accepted_total", "Events accepted by inputs"),
+        /// Inputs that could not be read as events (not JSON, not an object).
+        EventsInvalid => ("rampart_events_invalid_total", "Inputs rejected as invalid events"),
+        /// Events older than the watermark: stored, not correlated.
+        EventsLate => ("rampart_events_late_total", "Events later than the allowed lateness (stored, not correlated)"),
+        /// Events written by an output.
+        EventsWritten => ("rampart_events_written_total", "Events durably written by outputs"),
+        /// Rule matches (single-event detections) before correlation.
+        RuleMatches => ("rampart_rule_matches_total", "Detection matches"),
+        /// Alerts emitted.
+        AlertsFired => ("rampart_alerts_fired_total", "Alerts emitted"),
+        /// Alerts withheld by a rule's `suppress`.
+        AlertsSuppressed => ("rampart_alerts_suppressed_total", "Alerts withheld by suppression"),
+        /// Alerts written by an output.
+        AlertsWritten => ("rampart_alerts_written_total", "Alerts durably written by outputs"),
+        /// Output write failures.
+        OutputErrors => ("rampart_output_errors_total", "Output write failures"),
+    }
+);
+
+named_enum!(
+    /// Latency stages; each has its own histogram.
+    Stage {
+        /// From acceptance of the event that completed an alert to the alert leaving the engine.
+        AcceptToAlert => ("rampart_accept_to_alert_seconds", "Latency from accepting an event to the alert it completed"),
+        /// From acceptance to the event being written by every output.
+        AcceptToWritten => ("rampart_accept_to_written_seconds", "Latency from accepting an event to it being written"),
+        /// From acceptance of an alert's last event to the alert being written.
+        AlertToWritten => ("rampart_alert_to_written_seconds", "Latency from accepting an event to its alert being written"),
+    }
+);
+
+/// Counters and latency histograms shared by every component of one Rampart process.
+pub struct Metrics {
+    counters: Vec<AtomicU64>,
+    histograms: Vec<Mutex<Histogram<u64>>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const LOWEST_NS: u64 = 1_000;
+const HIGHEST_NS: u64 = 3_600 * 1_000_000_000;
+
+fn new_histogram() -> Histogram<u64> {
+    // 1 µs to 1 h at 3 significant digits; the bounds are constants, so this cannot fail.
+    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, 3).unwrap_or_else(|_| Histogram::new(3).unwrap_or_else(|_| unreachable_hist()))
+}
+
+#[allow(clippy::panic)]
+fn unreachable_hist() -> Histogram<u64> {
+    panic!("hdrhistogram rejected constant bounds")
+}
+
+impl Metrics {
+    /// Fresh metrics, all zero.
+    pub fn new() -> Metrics {
+        Metrics {
+            counters: Counter::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
+            histograms: Stage::ALL.iter().map(|_| Mutex::new(new_histogram())).collect(),
+        }
+    }
+
+    fn counter_index(c: Counter) -> usize {
+        Counter::ALL.iter().position(|x| *x == c).unwrap_or(0)
+    }
+
+    fn stage_index(s: Stage) -> usize {
+        Stage::ALL.iter().position(|x| *x == s).unwrap_or(0)
+    }
+
+    /// Adds `n` to a counter.
+    pub fn add(&self, c: Counter, n: u64) {
+        self.counters[Self::counter_index(c)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A counter's value.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[Self::counter_index(c)].load(Ordering::Relaxed)
+    }
+
+    /// Records one latency, in nanoseconds (clamped into the histogram's range).
+    pub fn record(&self, s: Stage, nanos: u64) {
+        self.histograms[Self::stage_index(s)].lock().saturating_record(nanos.clamp(LOWEST_NS, HIGHEST_NS));
+    }
+
+    /// Records the latency from `accepted_ns` (a [`clock_ns`] reading) until now.
+    pub fn record_since(&self, s: Stage, accepted_ns: u64) {
+        self.record(s, clock_ns().saturating_sub(accepted_ns));
+    }
+
+    /// A copy of one stage's histogram.
+    pub fn histogram(&self, s: Stage) -> Histogram<u64> {
+        self.histograms[Self::stage_index(s)].lock().clone()
+    }
+
+    /// Prometheus text exposition: counters, and each histogram as a summary with
+    /// quantiles 0.5, 0.99, 0.999 and 1 (in seconds).
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        for c in Counter::ALL {
+            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} counter\n{} {}", c.metric(), c.help(), c.metric(), c.metric(), self.get(*c));
+        }
+        for s in Stage::ALL {
+            let h = self.histogram(*s);
+            let _ = writeln!(out, "# HELP {} {}\n# TYPE {} summary", s.metric(), s.help(), s.metric());
+            for q in [0.5, 0.99, 0.999, 1.0] {
+                let v = if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+                let _ = writeln!(out, "{}{{quantile=\"{}\"}} {}", s.metric(), q, v as f64 / 1e9);
+            }
+            let sum: f64 = h.iter_recorded().map(|x| x.value_iterated_to() as f64 * x.count_at_value() as f64).sum::<f64>() / 1e9;
+            let _ = writeln!(out, "{}_sum {}\n{}_count {}", s.metric(), sum, s.metric(), h.len());
+        }
+        out
+    }
+
+    /// The human summary printed on exit: counters that are non-zero, then one line per
+    /// stage with samples: `count p50 p99 p99.9 max`.
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        for c in Counter::ALL {
+            let v = self.get(*c);
+            if v > 0 {
+                let _ = writeln!(out, "{:<36} {v}", c.metric());
+            }
+        }
+        for s in Stage::ALL {
+            let h = self.histogram(*s);
+            if h.is_empty() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "{:<36} n={} p50={} p99={} p99.9={} max={}",
+                s.metric().trim_end_matches("_seconds"),
+                h.len(),
+                fmt_ns(h.value_at_quantile(0.5)),
+                fmt_ns(h.value_at_quantile(0.99)),
+                fmt_ns(h.value_at_quantile(0.999)),
+                fmt_ns(h.max())
+            );
+        }
+        out
+    }
+}
+
+/// Formats nanoseconds as a short human latency (`870µs`, `12.4ms`, `1.20s`).
+pub fn fmt_ns(ns: u64) -> String {
+    if ns < 1_000_000 {
+        format!("{}µs", ns / 1_000)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.2}s", ns as f64 / 1e9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_prometheus_text() {
+        let m = Metrics::new();
+        m.add(Counter::EventsAccepted, 3);
+        m.add(Counter::EventsAccepted, 2);
+        m.record(Stage::AcceptToAlert, 2_000_000);
+        m.record(Stage::AcceptToAlert, 4_000_000);
+        assert_eq!(m.get(Counter::EventsAccepted), 5);
+        let text = m.render_prometheus();
+        assert!(text.contains("rampart_events_accepted_total 5\n"), "{text}");
+        assert!(text.contains("rampart_accept_to_alert_seconds_count 2\n"), "{text}");
+        let p50_line = text.lines().find(|l| l.starts_with("rampart_accept_to_alert_seconds{quantile=\"0.5\"}")).unwrap();
+        let p50: f64 = p50_line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!((p50 - 0.002).abs() < 0.00001, "{p50}");
+        let s = m.summary();
+        assert!(s.contains("n=2 p50=2.0ms"), "{s}");
+    }
+
+    #[test]
+    fn names_follow_convention() {
+        for c in Counter::ALL {
+            assert!(c.metric().starts_with("rampart_") && c.metric().ends_with("_total"));
+        }
+        for s in Stage::ALL {
+            assert!(s.metric().starts_with("rampart_") && s.metric().ends_with("_seconds"));
+        }
+    }
+}
