@@ -1,0 +1,62 @@
+//! [`WindowedDistinctCount`]: distinct values per key in a sliding event-time window,
+//! reported when the number crosses its slot's threshold.
+
+use crate::window::{crossings, slide};
+use crate::{Crossings, Specs, Values};
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+
+/// Counts the distinct values of keyed `(value, contribution)` records over each slot's
+/// sliding window and reports crossings.
+///
+/// Window and crossing semantics are those of [`crate::WindowedCount`]; the measure is the
+/// number of distinct values among the records in `[t - w, t]`, and a crossing carries every
+/// contribution in the window (repeated values included).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use differential_dataflow::input::Input;
+/// use timely::dataflow::operators::capture::{Capture, Extract};
+/// use rampart_correlation::{Contribution, WindowSpec, WindowedDistinctCount};
+///
+/// let specs = Arc::new(vec![WindowSpec { window_ms: 100, threshold: 2, max_refs: 10 }]);
+/// let recv = timely::example(move |scope| {
+///     let (mut input, values) = scope.new_collection();
+///     for (id, t, user) in [(1u128, 0u64, "alice"), (2, 5, "alice"), (3, 9, "bob")] {
+///         let c = Contribution { time: t, id, accepted_ns: 0 };
+///         input.update_at(((0u32, vec!["10.0.0.1".to_string()]), (user.to_string(), c)), t, 1);
+///     }
+///     values.windowed_distinct_count(&specs).capture()
+/// });
+/// let crossings: Vec<_> = recv.extract().into_iter().flat_map(|(_, v)| v).collect();
+/// assert_eq!(crossings.len(), 1);
+/// assert_eq!((crossings[0].time, crossings[0].value, crossings[0].events.len()), (9, 2, 3));
+/// ```
+pub trait WindowedDistinctCount<'scope> {
+    /// Counts distinct values and reports crossings (operators named `WindowedDistinctCount`).
+    fn windowed_distinct_count(self, specs: &Specs) -> Crossings<'scope>
+    where
+        Self: Sized,
+    {
+        self.windowed_distinct_count_core("WindowedDistinctCount", specs)
+    }
+
+    /// As [`WindowedDistinctCount::windowed_distinct_count`], with operators named after `name`.
+    fn windowed_distinct_count_core(self, name: &str, specs: &Specs) -> Crossings<'scope>;
+}
+
+impl<'scope> WindowedDistinctCount<'scope> for Values<'scope> {
+    fn windowed_distinct_count_core(self, name: &str, specs: &Specs) -> Crossings<'scope> {
+        let windowed = slide(self, specs);
+        let counts = windowed
+            .clone()
+            .map(|(k, (v, _))| (k, v))
+            .arrange_by_self_named(&format!("{name}: Arrange values"))
+            .distinct_total()
+            .map(|(k, _)| k)
+            .arrange_by_self_named(&format!("{name}: Arrange keys"))
+            .count_total();
+        crossings(name, windowed, counts, specs)
+    }
+}

@@ -1,0 +1,151 @@
+//! The pieces both windowed operators share: the sliding window as a delayed retraction,
+//! and crossing detection with the window's contents.
+//!
+//! Crossings are found the differential way: the keys whose measure is at or above their
+//! threshold form a set; consolidated, its `+1` updates are exactly the crossings. Each
+//! crossing becomes a one-millisecond *pulse* (`+1` at `t`, `-1` at `t + 1`) joined with
+//! the windowed records, so the join's updates at `t` are the window's contents at `t`,
+//! edges included, however the records arrived. `gather` waits for the frontier to pass
+//! `t`, nets the join's updates and builds the [`Crossing`].
+
+use crate::{Contribution, Crossing, Crossings, Key, Specs, Time};
+use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Capability;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What a windowed record carries besides its key.
+pub(crate) trait Item: ExchangeData {
+    /// The event behind the record.
+    fn contribution(&self) -> &Contribution;
+    /// The counted value, for distinct counts.
+    fn distinct_value(&self) -> Option<&str>;
+}
+
+impl Item for Contribution {
+    fn contribution(&self) -> &Contribution {
+        self
+    }
+    fn distinct_value(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Item for (String, Contribution) {
+    fn contribution(&self) -> &Contribution {
+        &self.1
+    }
+    fn distinct_value(&self) -> Option<&str> {
+        Some(&self.0)
+    }
+}
+
+/// Each record at `t` stays in its slot's window until `t + w` inclusive: it is retracted at
+/// `t + w + 1`. Records of slots without a spec are dropped here.
+///
+/// The retraction keeps the record's message capability: a differential update may sit at
+/// any time at or after its capability, so no capability juggling is needed.
+pub(crate) fn slide<'s, V: ExchangeData>(input: VecCollection<'s, Time, (Key, V), isize>, specs: &Specs) -> VecCollection<'s, Time, (Key, V), isize> {
+    let specs = specs.clone();
+    input
+        .inner
+        .flat_map(move |((k, v), t, r)| {
+            let spec = specs.get(k.0 as usize);
+            spec.map(|s| {
+                let end = t.saturating_add(s.window_ms).saturating_add(1);
+                [((k.clone(), v.clone()), t, r), ((k, v), end, -r)]
+            })
+            .into_iter()
+            .flatten()
+        })
+        .as_collection()
+}
+
+/// Crossings of `measure` (a per-key count, one value per key and time as `count_total`
+/// produces) over the threshold, with the windowed records that make them up.
+pub(crate) fn crossings<'s, V: Item>(
+    name: &str,
+    windowed: VecCollection<'s, Time, (Key, V), isize>,
+    measure: VecCollection<'s, Time, (Key, isize), isize>,
+    specs: &Specs,
+) -> Crossings<'s> {
+    let s = specs.clone();
+    let pulses = measure
+        .flat_map(move |(k, c)| {
+            let n = s.get(k.0 as usize).map_or(u64::MAX, |spec| spec.threshold.max(1));
+            (u64::try_from(c).unwrap_or(0) >= n).then_some(k)
+        })
+        .arrange_by_self_named(&format!("{name}: Arrange above"))
+        .as_collection(|k, &()| k.clone())
+        .inner
+        .flat_map(|(k, t, d)| {
+            // A positive change of the above-threshold set is a crossing; the pulse carries
+            // its time so that `gather` keeps only the join's updates at that time.
+            (d > 0).then(|| [((k.clone(), t), t, 1), ((k, t), t.saturating_add(1), -1)]).into_iter().flatten()
+        })
+        .as_collection();
+    let joined = windowed.join(pulses);
+    gather(name, joined.inner, specs)
+}
+
+type Pending<V> = (Capability<Time>, HashMap<Key, BTreeMap<V, isize>>);
+
+/// Nets the join's updates per `(time, key)` and, once the frontier has passed the time,
+/// emits one [`Crossing`] per key, keys in order.
+fn gather<'s, V: Item>(name: &str, joined: timely::dataflow::StreamVec<'s, Time, ((Key, (V, Time)), Time, isize)>, specs: &Specs) -> Crossings<'s> {
+    let specs = specs.clone();
+    joined.unary_frontier::<CapacityContainerBuilder<Vec<Crossing>>, _, _, _>(Pipeline, &format!("{name}: Gather"), move |_, _| {
+        let mut stash: BTreeMap<Time, Pending<V>> = BTreeMap::new();
+        move |(input, frontier), output| {
+            input.for_each(|cap, data| {
+                let Some(cap) = cap.retain_least(0) else { return };
+                for ((key, (v, pulse)), t, r) in data.drain(..) {
+                    if t != pulse {
+                        // Updates at other times net to zero or retract the pulse.
+                        continue;
+                    }
+                    let pending = stash.entry(t).or_insert_with(|| (cap.delayed(&t), HashMap::new()));
+                    *pending.1.entry(key).or_default().entry(v).or_default() += r;
+                }
+            });
+            while let Some(entry) = stash.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (time, (cap, keys)) = entry.remove_entry();
+                let mut keys: Vec<_> = keys.into_iter().collect();
+                keys.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                let mut session = output.session(&cap);
+                for (key, items) in keys {
+                    if let Some(c) = build(time, key, &items, &specs) {
+                        session.give(c);
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn build<V: Item>(time: Time, (slot, key): Key, items: &BTreeMap<V, isize>, specs: &Specs) -> Option<Crossing> {
+    let spec = specs.get(slot as usize)?;
+    let present: Vec<(&V, u64)> = items.iter().filter(|(_, r)| **r > 0).map(|(v, r)| (v, r.unsigned_abs() as u64)).collect();
+    if present.is_empty() {
+        return None;
+    }
+    let distinct: BTreeSet<&str> = present.iter().filter_map(|(v, _)| v.distinct_value()).collect();
+    let value = if distinct.is_empty() { present.iter().map(|(_, r)| r).sum() } else { distinct.len() as u64 };
+    let contributions: BTreeSet<&Contribution> = present.iter().map(|(v, _)| v.contribution()).collect();
+    let trigger_accepted_ns = contributions.iter().map(|c| c.accepted_ns).max().unwrap_or(0);
+    Some(Crossing {
+        slot,
+        key,
+        time,
+        window_start: time.saturating_sub(spec.window_ms),
+        value,
+        events: contributions.into_iter().take(spec.max_refs).cloned().collect(),
+        trigger_accepted_ns,
+    })
+}
