@@ -55,3 +55,82 @@ impl<'scope> WindowedCount<'scope> for Events<'scope> {
         crossings(name, windowed, counts, specs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{at, oracle, random, run, shuffled, specs};
+    use crate::{Contribution, Crossing, Key, Time, WindowSpec};
+    use std::sync::Arc;
+
+    fn op<'s>(c: Events<'s>, s: &Specs) -> Crossings<'s> {
+        c.windowed_count(s)
+    }
+
+    fn counted(seed: u64) -> Vec<((Key, Contribution), Time)> {
+        random(seed, 80, 150).into_iter().map(|((k, (_, c)), t)| ((k, c), t)).collect()
+    }
+
+    #[test]
+    fn matches_from_scratch_recomputation() {
+        for seed in 0..10 {
+            let records = counted(seed);
+            let expected = oracle(&records, &specs());
+            assert!(!expected.is_empty(), "seed {seed} exercises nothing");
+            assert_eq!(run(1, records, specs(), op), expected, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn same_result_on_1_2_and_4_workers_and_in_any_order() {
+        for seed in 10..13 {
+            let records = counted(seed);
+            let expected = oracle(&records, &specs());
+            for workers in [1, 2, 4] {
+                assert_eq!(run(workers, shuffled(&records, seed), specs(), op), expected, "seed {seed}, {workers} workers");
+            }
+        }
+    }
+
+    fn one_key(times: &[Time], window_ms: u64, threshold: u64) -> Vec<Crossing> {
+        let specs = Arc::new(vec![WindowSpec { window_ms, threshold, max_refs: 10 }]);
+        let records = times.iter().enumerate().map(|(i, t)| (((0, vec!["k".to_string()]), at(i as u128, *t)), *t)).collect();
+        run(1, records, specs, op)
+    }
+
+    #[test]
+    fn window_bounds_are_inclusive() {
+        let at_edge = one_key(&[100, 110], 10, 2);
+        assert_eq!(at_edge.len(), 1);
+        assert_eq!((at_edge[0].time, at_edge[0].window_start, at_edge[0].value), (110, 100, 2));
+        assert_eq!(at_edge[0].events, vec![at(0, 100), at(1, 110)]);
+        assert!(one_key(&[100, 111], 10, 2).is_empty(), "an event 1 ms past the window end must not count");
+    }
+
+    #[test]
+    fn fires_once_per_crossing() {
+        let c = one_key(&[0, 1, 2, 3, 4, 5], 10, 2);
+        assert_eq!(c.iter().map(|c| c.time).collect::<Vec<_>>(), vec![1]);
+        // Once the window empties the key may cross again.
+        let c = one_key(&[0, 1, 2, 50, 51], 10, 2);
+        assert_eq!(c.iter().map(|c| (c.time, c.value)).collect::<Vec<_>>(), vec![(1, 2), (51, 2)]);
+        assert_eq!(c[1].events, vec![at(3, 50), at(4, 51)]);
+    }
+
+    #[test]
+    fn limits_references_and_ignores_unknown_slots() {
+        let specs = Arc::new(vec![WindowSpec { window_ms: 100, threshold: 3, max_refs: 2 }]);
+        let records = vec![
+            (((0, vec![]), at(1, 5)), 5),
+            (((0, vec![]), at(2, 6)), 6),
+            (((0, vec![]), at(3, 7)), 7),
+            (((9, vec![]), at(4, 7)), 7),
+            (((9, vec![]), at(5, 7)), 7),
+            (((9, vec![]), at(6, 7)), 7),
+        ];
+        let c = run(1, records, specs, op);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].slot, c[0].value, c[0].trigger_accepted_ns), (0, 3, 3));
+        assert_eq!(c[0].events, vec![at(1, 5), at(2, 6)], "oldest first, at most max_refs");
+    }
+}

@@ -60,3 +60,50 @@ impl<'scope> WindowedDistinctCount<'scope> for Values<'scope> {
         crossings(name, windowed, counts, specs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{at, oracle, random, run, shuffled, specs};
+    use crate::WindowSpec;
+    use std::sync::Arc;
+
+    fn op<'s>(c: Values<'s>, s: &Specs) -> Crossings<'s> {
+        c.windowed_distinct_count(s)
+    }
+
+    #[test]
+    fn matches_from_scratch_recomputation() {
+        for seed in 0..10 {
+            let records = random(seed, 80, 150);
+            let expected = oracle(&records, &specs());
+            assert!(!expected.is_empty(), "seed {seed} exercises nothing");
+            assert_eq!(run(1, records, specs(), op), expected, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn same_result_on_1_2_and_4_workers_and_in_any_order() {
+        for seed in 20..23 {
+            let records = random(seed, 80, 150);
+            let expected = oracle(&records, &specs());
+            for workers in [1, 2, 4] {
+                assert_eq!(run(workers, shuffled(&records, seed), specs(), op), expected, "seed {seed}, {workers} workers");
+            }
+        }
+    }
+
+    #[test]
+    fn repeated_values_count_once_but_are_all_referenced() {
+        let specs = Arc::new(vec![WindowSpec { window_ms: 10, threshold: 2, max_refs: 10 }]);
+        let rec = |id: u128, t: u64, v: &str| (((0, vec!["ip".to_string()]), (v.to_string(), at(id, t))), t);
+        // alice three times never reaches two distinct values; bob at 12 does, and the
+        // window [2, 12] holds the alice at 2 and 5 (not the one at 1).
+        let c = run(1, vec![rec(1, 1, "alice"), rec(2, 2, "alice"), rec(3, 5, "alice"), rec(4, 12, "bob")], specs.clone(), op);
+        assert_eq!(c.len(), 1);
+        assert_eq!((c[0].time, c[0].value), (12, 2));
+        assert_eq!(c[0].events, vec![at(2, 2), at(3, 5), at(4, 12)]);
+        // Without bob nothing fires.
+        assert!(run(1, vec![rec(1, 1, "alice"), rec(2, 2, "alice"), rec(3, 5, "alice")], specs, op).is_empty());
+    }
+}

@@ -95,3 +95,126 @@ pub type Crossings<'scope> = timely::dataflow::StreamVec<'scope, Time, Crossing>
 
 /// The timely scope the operators live in.
 pub type Scope<'scope> = timely::dataflow::Scope<'scope, Time>;
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! Runs the windowed operators on fixed inputs and recomputes their answers from scratch.
+
+    use super::*;
+    use crate::window::Item;
+    use differential_dataflow::input::Input;
+    use rand::rngs::SmallRng;
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use timely::dataflow::operators::capture::{Capture, Extract};
+
+    /// A windowed operator under test.
+    pub type Op<V> = for<'s> fn(differential_dataflow::VecCollection<'s, Time, (Key, V), isize>, &Specs) -> Crossings<'s>;
+
+    /// Keyed records, each with its time.
+    pub type Records<V> = Vec<((Key, V), Time)>;
+
+    /// Feeds `records` (each at its own time, in the given order, spread over the workers)
+    /// into `op` on `workers` workers and returns every crossing, sorted.
+    pub fn run<V: Item + Send + Sync>(workers: usize, records: Records<V>, specs: Specs, op: Op<V>) -> Vec<Crossing> {
+        let (send, recv) = std::sync::mpsc::channel();
+        let send = Arc::new(Mutex::new(send));
+        let records = Arc::new(records);
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let send = send.lock().unwrap().clone();
+            let (index, peers) = (worker.index(), worker.peers());
+            let specs = specs.clone();
+            let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, coll) = scope.new_collection();
+                op(coll, &specs).capture_into(send);
+                input
+            });
+            for (i, (rec, t)) in records.iter().enumerate() {
+                if i % peers == index {
+                    input.update_at(rec.clone(), *t, 1);
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .into_iter()
+        .for_each(|r| r.unwrap());
+        let mut out: Vec<Crossing> = recv.extract().into_iter().flat_map(|(t, v)| v.into_iter().inspect(move |c| assert_eq!(c.time, t))).collect();
+        out.sort();
+        out
+    }
+
+    /// What the crossings must be: the measure at every time, from scratch.
+    pub fn oracle<V: Item>(records: &[((Key, V), Time)], specs: &Specs) -> Vec<Crossing> {
+        let keys: BTreeSet<&Key> = records.iter().map(|((k, _), _)| k).filter(|k| specs.get(k.0 as usize).is_some()).collect();
+        let horizon = records.iter().map(|(_, t)| *t).max().unwrap_or(0) + specs.iter().map(|s| s.window_ms).max().unwrap_or(0) + 2;
+        let mut out = Vec::new();
+        for key in keys {
+            let spec = &specs[key.0 as usize];
+            let in_window = |end: Time| -> Vec<&V> {
+                records.iter().filter(|((k, _), t)| k == key && *t <= end && t + spec.window_ms >= end).map(|((_, v), _)| v).collect()
+            };
+            let measure = |items: &[&V]| -> u64 {
+                let distinct: BTreeSet<&str> = items.iter().filter_map(|v| v.distinct_value()).collect();
+                if distinct.is_empty() { items.len() as u64 } else { distinct.len() as u64 }
+            };
+            let mut before = 0;
+            for end in 0..=horizon {
+                let items = in_window(end);
+                let now = measure(&items);
+                if now >= spec.threshold.max(1) && before < spec.threshold.max(1) {
+                    let contribs: BTreeSet<&Contribution> = items.iter().map(|v| v.contribution()).collect();
+                    out.push(Crossing {
+                        slot: key.0,
+                        key: key.1.clone(),
+                        time: end,
+                        window_start: end.saturating_sub(spec.window_ms),
+                        value: now,
+                        trigger_accepted_ns: contribs.iter().map(|c| c.accepted_ns).max().unwrap(),
+                        events: contribs.into_iter().take(spec.max_refs).cloned().collect(),
+                    });
+                }
+                before = now;
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Two slots with different windows, thresholds and reference limits.
+    pub fn specs() -> Specs {
+        Arc::new(vec![
+            WindowSpec { window_ms: 10, threshold: 3, max_refs: 2 },
+            WindowSpec { window_ms: 25, threshold: 2, max_refs: 100 },
+        ])
+    }
+
+    /// Random keyed records: few keys, times in `0..span`, values from a small set.
+    pub fn random(seed: u64, n: usize, span: u64) -> Records<(String, Contribution)> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| {
+                let slot = rng.random_range(0..2u32);
+                let group = vec![["a", "b"][rng.random_range(0..2)].to_string()];
+                let time = rng.random_range(0..span);
+                let value = ["x", "y", "z", "w"][rng.random_range(0..4)].to_string();
+                let c = Contribution { time, id: i as u128, accepted_ns: rng.random_range(0..1_000_000) };
+                (((slot, group), (value, c)), time)
+            })
+            .collect()
+    }
+
+    /// The same records in another order.
+    pub fn shuffled<T: Clone>(records: &[T], seed: u64) -> Vec<T> {
+        let mut v = records.to_vec();
+        v.shuffle(&mut SmallRng::seed_from_u64(seed));
+        v
+    }
+
+    /// A contribution at `t` with id `id`.
+    pub fn at(id: u128, t: Time) -> Contribution {
+        Contribution { time: t, id, accepted_ns: id as u64 }
+    }
+}

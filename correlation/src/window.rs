@@ -91,11 +91,14 @@ pub(crate) fn crossings<'s, V: Item>(
     gather(name, joined.inner, specs)
 }
 
+/// The join's output: windowed records paired with the time of the pulse they met.
+type Joined<'s, V> = timely::dataflow::StreamVec<'s, Time, ((Key, (V, Time)), Time, isize)>;
+
 type Pending<V> = (Capability<Time>, HashMap<Key, BTreeMap<V, isize>>);
 
 /// Nets the join's updates per `(time, key)` and, once the frontier has passed the time,
 /// emits one [`Crossing`] per key, keys in order.
-fn gather<'s, V: Item>(name: &str, joined: timely::dataflow::StreamVec<'s, Time, ((Key, (V, Time)), Time, isize)>, specs: &Specs) -> Crossings<'s> {
+fn gather<'s, V: Item>(name: &str, joined: Joined<'s, V>, specs: &Specs) -> Crossings<'s> {
     let specs = specs.clone();
     joined.unary_frontier::<CapacityContainerBuilder<Vec<Crossing>>, _, _, _>(Pipeline, &format!("{name}: Gather"), move |_, _| {
         let mut stash: BTreeMap<Time, Pending<V>> = BTreeMap::new();
