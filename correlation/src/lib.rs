@@ -22,7 +22,7 @@ mod window;
 
 pub use count::WindowedCount;
 pub use distinct::WindowedDistinctCount;
-pub use suppress::{Candidate, Candidates, Suppress};
+pub use suppress::{Candidate, Candidates, Durations, Suppress};
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

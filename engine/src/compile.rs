@@ -1,0 +1,1 @@
+//! Rule set → [`Plan`]: the one place that reads `rampart-rules` types.

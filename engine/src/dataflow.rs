@@ -1,0 +1,228 @@
+//! The dataflow one worker runs, built from a [`Plan`]:
+//!
+//! ```text
+//! input (Arc<Event> at the watermark)
+//!   └─ Match ─┬─ detection candidates ───────────────────────────────┐
+//!             ├─ (slot, group) → event  ── WindowedCount ─────────────┤ Crossing → candidate
+//!             └─ (slot, group) → value  ── WindowedDistinctCount ─────┤
+//!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
+//! ```
+//!
+//! One chain per correlation *type*, keyed by `(slot, group)`: thousands of rules share the
+//! same handful of operators. Records live at their event time (a differential update may
+//! sit at or after its message's capability, which is the watermark the event entered at).
+
+use crate::plan::{group_key, text, KindPlan, Measure, Plan};
+use rampart_core::alert::{AlertRule, AlertWindow};
+use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
+use rampart_correlation::{Candidate, Candidates, Contribution, Crossing, Key, Suppress, WindowedCount, WindowedDistinctCount};
+use differential_dataflow::AsCollection;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::{Input as _, Map as _};
+use timely::dataflow::operators::{Concat, Inspect};
+
+/// The worker's input: events, given at the worker's watermark.
+pub(crate) type EventInput = timely::dataflow::InputHandleVec<u64, Arc<Event>>;
+
+/// Totals for [`crate::EngineReport`], shared by the handle and every worker.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub events: AtomicU64,
+    pub late: AtomicU64,
+    pub alerts: AtomicU64,
+    pub suppressed: AtomicU64,
+}
+
+/// What an alert candidate carries to worker 0. Ordered, so that equal candidates sort the
+/// same way everywhere.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(crate) enum Payload {
+    /// A detection match; the summary is rendered at match time, while the event is at hand.
+    Detection { event: u128, summary: String, accepted_ns: u64 },
+    /// A correlation crossing; rendered at emission from the group and the aggregate.
+    Correlation { window_start: u64, value: u64, events: Vec<Contribution>, trigger_accepted_ns: u64 },
+}
+
+/// What Match routes an event to.
+#[derive(Clone)]
+enum Routed {
+    Alert(Candidate<Payload>),
+    Count((Key, Contribution)),
+    Distinct((Key, (String, Contribution))),
+}
+
+/// Builds the dataflow in `scope` and returns its input.
+pub(crate) fn build(
+    scope: timely::dataflow::Scope<'_, u64>,
+    plan: &Arc<Plan>,
+    metrics: &Arc<Metrics>,
+    counters: &Arc<Counters>,
+    alerts: flume::Sender<Alert>,
+) -> EventInput {
+    let (input, events) = scope.new_input::<Arc<Event>>();
+
+    let (p, m, c) = (plan.clone(), metrics.clone(), counters.clone());
+    let routed = events.unary::<CapacityContainerBuilder<Vec<(Routed, u64, isize)>>, _, _, _>(Pipeline, "Match", move |_, _| {
+        move |input, output| {
+            input.for_each(|cap, data| {
+                let Some(cap) = cap.retain_least(0) else { return };
+                let now = *cap.time();
+                let mut session = output.session(&cap);
+                for event in data.drain(..) {
+                    if event.time.0 < now {
+                        // The handle filters late events; this catches any that slip past a
+                        // concurrent sender's watermark. Counted, never correlated.
+                        c.late.fetch_add(1, Ordering::Relaxed);
+                        m.add(Counter::EventsLate, 1);
+                        continue;
+                    }
+                    route(&p, &m, &event, &mut |r| session.give((r, event.time.0, 1)));
+                }
+            });
+        }
+    });
+
+    let detections: Candidates<'_, Payload> = routed.clone().flat_map(|(r, _, _)| match r {
+        Routed::Alert(c) => Some(c),
+        _ => None,
+    });
+    let counted = routed
+        .clone()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Count(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_count(&plan.specs);
+    let distinct = routed
+        .flat_map(|(r, t, d)| match r {
+            Routed::Distinct(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_distinct_count(&plan.specs);
+    let correlated = counted.concat(distinct).map(|c: Crossing| Candidate {
+        time: c.time,
+        slot: c.slot,
+        key: c.key,
+        payload: Payload::Correlation { window_start: c.window_start, value: c.value, events: c.events, trigger_accepted_ns: c.trigger_accepted_ns },
+    });
+
+    let (m, c) = (metrics.clone(), counters.clone());
+    let (p, m2, c2) = (plan.clone(), metrics.clone(), counters.clone());
+    detections
+        .concat(correlated)
+        .suppress(plan.durations.clone(), move |_| {
+            c.suppressed.fetch_add(1, Ordering::Relaxed);
+            m.add(Counter::AlertsSuppressed, 1);
+        })
+        .inspect(move |cand| {
+            let (alert, accepted_ns) = to_alert(&p, cand);
+            m2.add(Counter::AlertsFired, 1);
+            m2.record_since(Stage::AcceptToAlert, accepted_ns);
+            c2.alerts.fetch_add(1, Ordering::Relaxed);
+            // Blocks while the channel is full: alert consumers pace the dataflow. An error
+            // means every receiver is gone (nobody wants alerts); dropping them is all we can do.
+            let _ = alerts.send(alert);
+        });
+    input
+}
+
+/// Matches one event against every detection and routes what it feeds.
+fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Routed)) {
+    let contribution = || Contribution { time: event.time.0, id: event.id.0, accepted_ns: event.accepted_ns };
+    for &index in &plan.detections {
+        let rule = &plan.rules[index as usize];
+        let KindPlan::Detection { matcher, generate, feeds } = &rule.kind else { continue };
+        if !matcher(event) {
+            continue;
+        }
+        metrics.add(Counter::RuleMatches, 1);
+        if *generate {
+            let lookup = |name: &str| match name {
+                "rule.title" => Some(rule.title.clone()),
+                "rule.id" => Some(rule.id.clone()),
+                _ => event.get(&FieldPath::new(name)).map(text),
+            };
+            let summary = (rule.summary)(&lookup);
+            give(Routed::Alert(Candidate {
+                time: event.time.0,
+                slot: index,
+                key: Vec::new(),
+                payload: Payload::Detection { event: event.id.0, summary, accepted_ns: event.accepted_ns },
+            }));
+        }
+        for &slot in feeds {
+            let KindPlan::Correlation { measure, group_by, .. } = &plan.rules[slot as usize].kind else { continue };
+            let key = (slot, group_key(event, group_by));
+            match measure {
+                Measure::Events => give(Routed::Count((key, contribution()))),
+                Measure::Distinct(field) => {
+                    // An event without the counted field has no value to count.
+                    if let Some(v) = event.get(field) {
+                        give(Routed::Distinct((key, (text(v), contribution()))));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Builds the alert for a released candidate; also returns the acceptance time of the
+/// event that completed it.
+fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
+    let rule = &plan.rules[cand.slot as usize];
+    let time = EventTime(cand.time);
+    let mut group = Map::new();
+    if let KindPlan::Correlation { group_by, .. } = &rule.kind {
+        for (field, json) in group_by.iter().zip(&cand.key) {
+            group.insert(field.as_str().to_string(), serde_json::from_str(json).unwrap_or(Value::Null));
+        }
+    }
+    let rule_ref = AlertRule { id: rule.id.clone(), title: rule.title.clone(), level: rule.level.clone(), kind: rule.kind.name().to_string() };
+    let (id, summary, window, value, events, accepted_ns) = match &cand.payload {
+        Payload::Detection { event, summary, accepted_ns } => (
+            // Two events of one rule may share a millisecond: the event id keeps ids apart.
+            Alert::make_id(&format!("{}/{}", rule.id, EventId(*event)), &group, time),
+            summary.clone(),
+            AlertWindow { start: time, end: time },
+            1,
+            vec![EventRef { id: EventId(*event), utctimestamp: time }],
+            *accepted_ns,
+        ),
+        Payload::Correlation { window_start, value, events, trigger_accepted_ns } => {
+            let window = AlertWindow { start: EventTime(*window_start), end: time };
+            let lookup = |name: &str| match name {
+                "count" | "value" => Some(value.to_string()),
+                "rule.title" => Some(rule.title.clone()),
+                "rule.id" => Some(rule.id.clone()),
+                "window.start" => Some(window.start.to_rfc3339()),
+                "window.end" => Some(window.end.to_rfc3339()),
+                _ => group.get(name).map(text),
+            };
+            let summary = (rule.summary)(&lookup);
+            let refs = events.iter().map(|c| EventRef { id: EventId(c.id), utctimestamp: EventTime(c.time) }).collect();
+            (Alert::make_id(&rule.id, &group, time), summary, window, *value, refs, *trigger_accepted_ns)
+        }
+    };
+    let alert = Alert {
+        id,
+        utctimestamp: time,
+        severity: rule.severity.clone(),
+        category: rule.category.clone(),
+        summary,
+        tags: rule.tags.clone(),
+        rule: rule_ref,
+        group,
+        window,
+        value,
+        events,
+    };
+    (alert, accepted_ns)
+}

@@ -1,0 +1,108 @@
+//! [`Plan`]: what the dataflow needs to know about the rules, as plain data plus two
+//! closures per rule (match, render). Rules are indexed by their position in the rule set;
+//! that index is both the correlation slot and the suppression slot.
+//!
+//! Keeping the dataflow on this narrow shape (instead of the rules crate's types) keeps the
+//! rules crate's internals out of the dataflow and lets tests drive the dataflow with
+//! hand-made rules.
+
+use rampart_core::{Event, FieldPath};
+use rampart_correlation::{Durations, Specs, WindowSpec};
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Does an event match a detection?
+pub(crate) type Matcher = Box<dyn Fn(&Event) -> bool + Send + Sync>;
+
+/// Renders a summary template against a field lookup.
+pub(crate) type Renderer = Box<dyn Fn(&dyn Fn(&str) -> Option<String>) -> String + Send + Sync>;
+
+/// One rule, as the dataflow sees it.
+pub(crate) struct RulePlan {
+    pub id: String,
+    pub title: String,
+    pub level: Option<String>,
+    pub severity: String,
+    pub category: String,
+    pub tags: Vec<String>,
+    pub summary: Renderer,
+    /// 0: never suppress.
+    pub suppress_ms: u64,
+    pub kind: KindPlan,
+}
+
+pub(crate) enum KindPlan {
+    Detection {
+        matcher: Matcher,
+        /// Whether a match is an alert of its own (besides feeding correlations).
+        generate: bool,
+        /// Correlation rules (indices) that reference this detection.
+        feeds: Vec<u32>,
+    },
+    Correlation {
+        measure: Measure,
+        group_by: Vec<FieldPath>,
+        window_ms: u64,
+        /// Fires at `value >= threshold`.
+        threshold: u64,
+    },
+}
+
+pub(crate) enum Measure {
+    /// `event_count`.
+    Events,
+    /// `value_count` of this field.
+    Distinct(FieldPath),
+}
+
+impl KindPlan {
+    /// The alert's `rule.type`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KindPlan::Detection { .. } => "detection",
+            KindPlan::Correlation { measure: Measure::Events, .. } => "event_count",
+            KindPlan::Correlation { measure: Measure::Distinct(_), .. } => "value_count",
+        }
+    }
+}
+
+/// Every rule, plus the per-slot tables the correlation operators take.
+pub(crate) struct Plan {
+    pub rules: Vec<RulePlan>,
+    /// Indices of detection rules, in order.
+    pub detections: Vec<u32>,
+    pub specs: Specs,
+    pub durations: Durations,
+}
+
+impl Plan {
+    /// Indexes `rules` (the detection list and the per-slot tables).
+    pub fn new(rules: Vec<RulePlan>, max_refs: usize) -> Plan {
+        let detections = rules.iter().enumerate().filter(|(_, r)| matches!(r.kind, KindPlan::Detection { .. })).map(|(i, _)| i as u32).collect();
+        let specs = rules
+            .iter()
+            .map(|r| match &r.kind {
+                KindPlan::Correlation { window_ms, threshold, .. } => WindowSpec { window_ms: *window_ms, threshold: *threshold, max_refs },
+                // Never fed: detections have no window.
+                KindPlan::Detection { .. } => WindowSpec { window_ms: 0, threshold: u64::MAX, max_refs: 0 },
+            })
+            .collect();
+        let durations = rules.iter().map(|r| r.suppress_ms).collect();
+        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations) }
+    }
+}
+
+/// A field's value as a template sees it: strings raw, anything else as JSON text.
+pub(crate) fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The group key of an event for a correlation: each group-by field's JSON text, `null`
+/// when the event lacks the field (such events are grouped together rather than dropped,
+/// as a missing field is itself a value worth correlating on).
+pub(crate) fn group_key(event: &Event, group_by: &[FieldPath]) -> Vec<String> {
+    group_by.iter().map(|p| event.get(p).map_or_else(|| "null".to_string(), Value::to_string)).collect()
+}
