@@ -226,3 +226,6 @@ fn replay_plan(plan: Plan, cfg: EngineConfig, events: Vec<Event>) -> Result<Vec<
     engine.shutdown()?;
     collector.join().map_err(|_| EngineError::Worker("alert collector panicked".into()))
 }
+
+#[cfg(test)]
+mod tests;
