@@ -1,1 +1,207 @@
-//! Rule set → [`Plan`]: the one place that reads `rampart-rules` types.
+//! Rule set → [`Plan`]: the one place that reads `rampart-rules` types, and the public
+//! entry points that take a rule set.
+
+use crate::plan::{KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
+use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
+use rampart_core::{Alert, Event, Metrics};
+use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Compiles `rules` into one dataflow and starts `cfg.workers` workers.
+///
+/// Fails on an invalid configuration or a rule the engine cannot run (a correlation
+/// referencing a non-detection, a threshold that is not "at least n").
+pub fn start(rules: Arc<RuleSet>, cfg: EngineConfig, metrics: Arc<Metrics>) -> Result<Engine, EngineError> {
+    let plan = compile(&rules, cfg.max_refs)?;
+    start_plan(plan, cfg, metrics)
+}
+
+/// Runs `events`, in the given order, through a fresh engine and returns every alert, in
+/// order, once all windows are flushed. Synchronous: it starts and joins its own threads.
+pub fn replay(rules: Arc<RuleSet>, cfg: EngineConfig, events: Vec<Event>) -> Result<Vec<Alert>, EngineError> {
+    let plan = compile(&rules, cfg.max_refs)?;
+    replay_plan(plan, cfg, events)
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The smallest value meeting a threshold. Crossing detection needs a threshold of the
+/// form "at least n" (`gte`, `gt`); anything met by arbitrarily small values only (`lt`,
+/// `lte`, `eq`) has no upward crossing and is rejected.
+fn min_value(t: &Threshold) -> Option<u64> {
+    const HUGE: u64 = 1 << 48;
+    if !t.is_met(HUGE) {
+        return None;
+    }
+    let (mut lo, mut hi) = (0u64, HUGE);
+    // Invariant: is_met(hi); lo is 0 or not met.
+    if t.is_met(0) {
+        return Some(1);
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if t.is_met(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    // Monotone from there on, or it is not "at least n".
+    (hi..hi.saturating_add(64)).all(|v| t.is_met(v)).then_some(hi)
+}
+
+/// Builds the plan. Matching and rendering call back into the shared rule set, so nothing
+/// of a rule is copied but its plain fields.
+pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, EngineError> {
+    let n = rules.rules.len();
+    let mut feeds: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (i, rule) in rules.rules.iter().enumerate() {
+        if let RuleKind::Correlation(c) = &rule.kind {
+            for &d in &c.rules {
+                match rules.rules.get(d) {
+                    Some(r) if matches!(r.kind, RuleKind::Detection(_)) => feeds[d].push(i as u32),
+                    _ => return Err(EngineError::Rule { rule: rule.id.clone(), reason: format!("references rule #{d}, which is not a detection") }),
+                }
+            }
+        }
+    }
+    let mut plans = Vec::with_capacity(n);
+    for (i, rule) in rules.rules.iter().enumerate() {
+        let rs = rules.clone();
+        let summary: Renderer = Box::new(move |lookup| rs.rules.get(i).map(|r| r.summary.render(lookup)).unwrap_or_default());
+        let kind = match &rule.kind {
+            RuleKind::Detection(_) => {
+                let rs = rules.clone();
+                let matcher: Matcher = Box::new(move |e| matches!(rs.rules.get(i).map(|r| &r.kind), Some(RuleKind::Detection(d)) if d.matches(e)));
+                KindPlan::Detection { matcher, generate: rule.generate, feeds: std::mem::take(&mut feeds[i]) }
+            }
+            RuleKind::Correlation(c) => {
+                let measure = match &c.kind {
+                    CorrelationType::EventCount => Measure::Events,
+                    CorrelationType::ValueCount { field } => Measure::Distinct(field.clone()),
+                };
+                let threshold = min_value(&c.threshold).ok_or_else(|| EngineError::Rule {
+                    rule: rule.id.clone(),
+                    reason: "only `gte`/`gt` conditions can fire on a crossing".into(),
+                })?;
+                KindPlan::Correlation { measure, group_by: c.group_by.clone(), window_ms: ms(c.timespan), threshold }
+            }
+        };
+        plans.push(RulePlan {
+            id: rule.id.clone(),
+            title: rule.title.clone(),
+            level: rule.level.clone(),
+            severity: rule.severity.clone(),
+            category: rule.category.clone(),
+            tags: rule.tags.clone(),
+            summary,
+            suppress_ms: rule.suppress.map_or(0, ms),
+            kind,
+        });
+    }
+    Ok(Plan::new(plans, max_refs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests::{cfg, event};
+    use rampart_core::EventTime;
+
+    const RULES: &str = r#"
+title: Login failure
+id: fail
+name: login_failure
+detection:
+  selection:
+    details.result: fail
+  condition: selection
+---
+title: Three failures in ten seconds
+id: brute
+correlation:
+  type: event_count
+  rules: [login_failure]
+  group-by: [details.user]
+  timespan: 10s
+  condition:
+    gte: 3
+level: high
+category: bruteforce
+suppress: 1m
+summary: '{{ details.user }}: {{ count }} failures ({{ rule.title }})'
+---
+title: Several users from one source
+id: spray
+correlation:
+  type: value_count
+  rules: [login_failure]
+  group-by: [details.src]
+  timespan: 10s
+  condition:
+    field: details.user
+    gt: 1
+summary: '{{ details.src }}: {{ value }} users'
+---
+title: Root activity
+id: rootact
+detection:
+  selection:
+    details.result: root
+  condition: selection
+summary: 'root from {{ details.src }} ({{ rule.id }})'
+"#;
+
+    fn rules() -> Arc<RuleSet> {
+        Arc::new(rampart_rules::load_str("test.yml", RULES).unwrap_or_else(|d| panic!("{d:?}")))
+    }
+
+    #[test]
+    fn compiles_rules_to_a_plan() {
+        let rules = rules();
+        let plan = compile(&rules, 7).unwrap();
+        assert_eq!(plan.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["fail", "brute", "spray", "rootact"]);
+        assert_eq!(plan.detections, vec![0, 3]);
+        match &plan.rules[0].kind {
+            KindPlan::Detection { feeds, .. } => assert_eq!(feeds, &vec![1, 2]),
+            KindPlan::Correlation { .. } => panic!("rule 0 is a detection"),
+        }
+        assert_eq!((plan.specs[1].window_ms, plan.specs[1].threshold, plan.specs[1].max_refs), (10_000, 3, 7));
+        assert_eq!(plan.specs[2].threshold, 2, "`gt: 1` fires at 2");
+        assert_eq!(plan.durations[1], 60_000);
+        assert_eq!(plan.durations[2], 0);
+    }
+
+    #[test]
+    fn replays_a_rules_file() {
+        let events = vec![
+            event(1, 1_000, "fail", "10.0.0.1", "alice"),
+            event(2, 2_000, "fail", "10.0.0.1", "alice"),
+            event(3, 3_000, "fail", "10.0.0.2", "alice"),
+            event(4, 4_000, "root", "10.0.0.3", "root"),
+            event(5, 5_000, "fail", "10.0.0.1", "bob"),
+            // A second crossing for alice inside the minute of suppression.
+            event(6, 30_000, "fail", "10.0.0.4", "alice"),
+            event(7, 30_001, "fail", "10.0.0.4", "alice"),
+            event(8, 30_002, "fail", "10.0.0.4", "alice"),
+        ];
+        let alerts = replay(rules(), cfg(1, 60_000), events.clone()).unwrap();
+        let brief: Vec<_> = alerts.iter().map(|a| (a.rule.id.as_str(), a.utctimestamp.0, a.summary.as_str())).collect();
+        assert_eq!(
+            brief,
+            vec![
+                ("brute", 3_000, "alice: 3 failures (Three failures in ten seconds)"),
+                ("rootact", 4_000, "root from 10.0.0.3 (rootact)"),
+                ("spray", 5_000, "10.0.0.1: 2 users"),
+            ]
+        );
+        assert_eq!((alerts[0].category.as_str(), alerts[0].rule.level.as_deref()), ("bruteforce", Some("high")));
+        assert_eq!(alerts[0].window.start, EventTime(0));
+        let mut reversed = events.clone();
+        reversed.reverse();
+        assert_eq!(replay(rules(), cfg(4, 60_000), reversed).unwrap(), alerts);
+    }
+}
