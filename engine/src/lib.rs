@@ -8,7 +8,7 @@
 //!   tests, golden cases).
 //!
 //! Modules:
-//! - `compile`: rule set → [`plan`] (the only module that knows the rules crate's types).
+//! - `compile`: rule set → `plan` (the only module that knows the rules crate's types).
 //! - `plan`: the rules as the dataflow sees them: plain data and two closures per rule.
 //! - `dataflow`: the operators one worker runs (match, windowed counts, suppress, emit).
 //! - [`handle`]: the watermark, late-event filtering and the bounded per-worker channels.
@@ -16,6 +16,12 @@
 //!
 //! Workers park when idle and are unparked by the handle, so an idle engine costs nothing
 //! and a batch is picked up within microseconds.
+//!
+//! An alert leaves once the watermark has passed its time: that is what makes the output
+//! order (and every window's contents) independent of worker count and arrival order. The
+//! watermark trails the newest event by the configured lateness, so alert latency is the
+//! lateness plus microseconds of processing; callers that want alerts sooner on quiet
+//! input call [`Handle::advance_to`] with the wall clock (a processing-time tick).
 
 // mod compile; // enabled once rampart-rules exposes its API
 mod dataflow;
@@ -92,7 +98,8 @@ pub struct EngineReport {
 
 /// A running engine.
 ///
-/// Dropping it without [`Engine::shutdown`] also stops the workers (and waits for them).
+/// Dropping it without [`Engine::shutdown`] also stops the workers and waits for them, with
+/// the same caveat: alerts must be drained (or every receiver dropped) meanwhile.
 pub struct Engine {
     shared: Arc<Shared>,
     alerts: flume::Receiver<Alert>,
