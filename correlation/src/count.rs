@@ -134,3 +134,68 @@ mod tests {
         assert_eq!(c[0].events, vec![at(1, 5), at(2, 6)], "oldest first, at most max_refs");
     }
 }
+
+#[cfg(test)]
+mod state {
+    use super::*;
+    use crate::testkit::at;
+    use crate::WindowSpec;
+    use differential_dataflow::input::InputSession;
+    use differential_dataflow::logging::{DifferentialEvent, DifferentialEventBuilder};
+    use std::sync::{Arc, Mutex};
+    use timely::dataflow::operators::Probe;
+
+    /// Feeds one event per ms for `n` ms over 7 keys, then idles as long again; returns the
+    /// updates every arrangement holds at the end and at its peak (from differential's
+    /// batch/merge/drop events).
+    fn held_updates(n: u64) -> (i64, i64) {
+        let live = Arc::new(Mutex::new((0i64, 0i64)));
+        let live2 = live.clone();
+        timely::execute_directly(move |worker| {
+            worker.log_register().unwrap().insert::<DifferentialEventBuilder, _>("differential/arrange", move |_, data| {
+                let Some(data) = data else { return };
+                let (held, peak) = &mut *live2.lock().unwrap();
+                for (_, event) in data.iter() {
+                    match event {
+                        DifferentialEvent::Batch(e) => *held += e.length as i64,
+                        DifferentialEvent::Merge(e) => {
+                            if let Some(done) = e.complete {
+                                *held += done as i64 - e.length1 as i64 - e.length2 as i64;
+                            }
+                        }
+                        DifferentialEvent::Drop(e) => *held -= e.length as i64,
+                        _ => {}
+                    }
+                    *peak = (*peak).max(*held);
+                }
+            });
+            let specs = Arc::new(vec![WindowSpec { window_ms: 10, threshold: 3, max_refs: 5 }]);
+            let mut input = InputSession::new();
+            let probe = worker.dataflow(|scope| {
+                let (probe, _) = input.to_collection(scope).windowed_count(&specs).probe();
+                probe
+            });
+            for round in 0..2 * n {
+                if round < n {
+                    input.insert(((0, vec![format!("k{}", round % 7)]), at(round as u128, round)));
+                }
+                input.advance_to(round + 1);
+                input.flush();
+                worker.step_while(|| probe.less_than(input.time()));
+            }
+        });
+        let r = *live.lock().unwrap();
+        r
+    }
+
+    #[test]
+    fn state_follows_the_window_not_the_history() {
+        let (held_small, peak_small) = held_updates(500);
+        let (held_large, peak_large) = held_updates(5_000);
+        assert!(peak_small > 20, "the windows never held much ({peak_small})");
+        // Ten times the history, about the same state: compaction follows the frontier.
+        assert!(peak_large <= 2 * peak_small, "peak grew with history: {peak_small} -> {peak_large}");
+        // What lingers after the windows close is a few not-yet-merged batches, not history.
+        assert!(held_large <= peak_small && held_large <= held_small + 10, "held {held_small} -> {held_large}");
+    }
+}
