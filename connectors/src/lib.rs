@@ -1,1 +1,35 @@
-//! placeholder
+//! `rampart-connectors`: how events get into Rampart and how events and alerts get out, as
+//! plain async (and, for local files, plain blocking) code. Nothing here knows about the
+//! engine or actors: sources push `Vec<Event>` batches into a bounded channel and sinks take
+//! slices of events and alerts; `rampart-actors` does the wiring.
+//!
+//! - [`registry`]: the `inputs:` / `outputs:` config enums ([`InputConfig`], [`OutputConfig`]),
+//!   their validation, and the one `match` that builds a sink.
+//! - [`source`]: what every source gets ([`SourceContext`]: channel, metrics, normalizer,
+//!   [`Shutdown`]) and the batch size.
+//! - [`file`]: NDJSON / concatenated / pretty-printed JSON from a file or stdin.
+//! - [`http`]: `POST /events`, `GET /metrics`, `GET /health` (actix-web).
+//! - [`demo`]: realistic background traffic with planted attacks, live or offline.
+//! - [`ndjson`]: daily NDJSON files for events and alerts.
+//! - [`stdout`]: NDJSON on standard output.
+//! - [`sink`]: the [`Sink`] trait the outputs implement.
+//! - [`error`]: [`ConnectorError`], with the domain and retry hint supervisors act on.
+//!
+//! The shared JSON record scanner (`json`) is private: both `file` and `http` read records
+//! with it, so an HTTP body and a file report the same positions and messages.
+
+pub mod demo;
+pub mod error;
+pub mod file;
+pub mod http;
+mod json;
+pub mod ndjson;
+pub mod registry;
+pub mod sink;
+pub mod source;
+pub mod stdout;
+
+pub use error::ConnectorError;
+pub use registry::{InputConfig, OutputConfig};
+pub use sink::Sink;
+pub use source::{shutdown_pair, Shutdown, ShutdownTrigger, SourceContext};

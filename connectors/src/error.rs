@@ -1,0 +1,89 @@
+//! [`ConnectorError`]: every way a connector fails, with the component it happened in.
+
+use rampart_core::{Domain, Retry};
+use thiserror::Error;
+
+/// A connector failure. [`ConnectorError::domain`] and [`ConnectorError::retry`] tell a
+/// supervisor what to do without reading the message.
+#[derive(Debug, Error)]
+pub enum ConnectorError {
+    /// A file or stdin could not be opened.
+    #[error("{component}: cannot open {path}: {source}")]
+    Open {
+        /// The component (`file`, `ndjson`, …).
+        component: &'static str,
+        /// What was opened.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading failed part way.
+    #[error("{component}: cannot read {path}: {source}")]
+    Read {
+        /// The component.
+        component: &'static str,
+        /// What was read.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing failed; the batch is not durable.
+    #[error("{component}: cannot write {path}: {source}")]
+    Write {
+        /// The component.
+        component: &'static str,
+        /// What was written.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server could not listen.
+    #[error("{component}: cannot listen on {bind}: {source}")]
+    Bind {
+        /// The component.
+        component: &'static str,
+        /// The address asked for.
+        bind: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record could not be serialized (a bug: events and alerts are JSON already).
+    #[error("{component}: cannot serialize a record: {source}")]
+    Serialize {
+        /// The component.
+        component: &'static str,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The pipeline stopped listening (it is shutting down).
+    #[error("{component}: the pipeline is closed")]
+    Closed {
+        /// The component.
+        component: &'static str,
+    },
+}
+
+impl ConnectorError {
+    /// Who has to act.
+    pub fn domain(&self) -> Domain {
+        match self {
+            ConnectorError::Open { .. } | ConnectorError::Bind { .. } => Domain::User,
+            ConnectorError::Read { .. } | ConnectorError::Write { .. } => Domain::External,
+            ConnectorError::Serialize { .. } | ConnectorError::Closed { .. } => Domain::Internal,
+        }
+    }
+
+    /// Whether retrying can help: a busy port or a full disk may clear, a missing file
+    /// or a closed pipeline will not.
+    pub fn retry(&self) -> Retry {
+        match self {
+            ConnectorError::Bind { .. } | ConnectorError::Write { .. } | ConnectorError::Read { .. } => Retry::Later,
+            ConnectorError::Open { .. } | ConnectorError::Serialize { .. } | ConnectorError::Closed { .. } => Retry::Never,
+        }
+    }
+}
