@@ -1,0 +1,168 @@
+//! [`InputActor`]: one per input. It runs the connector and forwards what it produces.
+//!
+//! The connector pushes batches into a small bounded channel; the forwarder takes each
+//! batch, wraps the events in `Arc`s, and awaits both the engine (`send().await` on its
+//! bounded channel) and every event output (`send().await` on its bounded mailbox) before
+//! taking the next. A slow consumer therefore stops the forwarder, the channel fills, and
+//! the connector waits: memory stays bounded by a few batches per hop.
+//!
+//! Supervision: a server input (`http`) that fails is restarted with exponential backoff
+//! (1 s doubling to 30 s) while the pipeline runs, when its error says a retry can help;
+//! a finite input (`file`, `demo`) that fails is reported, not restarted (re-reading a
+//! file would duplicate what was already accepted).
+
+use crate::output::{OutputActor, WriteEvents};
+use crate::pipeline::EngineFeed;
+use actix::prelude::*;
+use futures::future::join_all;
+use rampart_connectors::{demo, file, http, InputConfig, Shutdown, SourceContext};
+use rampart_core::{Event, Metrics, Normalizer, Retry};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Batches the connector may queue ahead of the forwarder.
+pub const SOURCE_QUEUE: usize = 2;
+/// Most error messages one input keeps for the report.
+const MAX_ERRORS: usize = 100;
+
+/// What an input reports when it ends.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InputReport {
+    /// The input (`file:/path`, `http:127.0.0.1:8080`, `demo:seed=42`).
+    pub input: String,
+    /// Its problems: invalid records (`path:line:column: …`), failures, restarts, and
+    /// batches the engine or an output refused.
+    pub errors: Vec<String>,
+}
+
+/// The actor running one input.
+pub struct InputActor<F: EngineFeed> {
+    cfg: InputConfig,
+    metrics: Arc<Metrics>,
+    normalizer: Normalizer,
+    shutdown: Shutdown,
+    feed: F,
+    outputs: Vec<Addr<OutputActor>>,
+    done: Option<oneshot::Sender<InputReport>>,
+}
+
+impl<F: EngineFeed> std::fmt::Debug for InputActor<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputActor").field("input", &self.cfg.describe()).finish_non_exhaustive()
+    }
+}
+
+impl<F: EngineFeed + Unpin> InputActor<F> {
+    /// An input actor; its report goes to `done` when it stops.
+    pub fn new(cfg: InputConfig, metrics: Arc<Metrics>, normalizer: Normalizer, shutdown: Shutdown, feed: F, outputs: Vec<Addr<OutputActor>>, done: oneshot::Sender<InputReport>) -> Self {
+        InputActor { cfg, metrics, normalizer, shutdown, feed, outputs, done: Some(done) }
+    }
+}
+
+impl<F: EngineFeed + Unpin> Actor for InputActor<F> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let (tx, rx) = flume::bounded(SOURCE_QUEUE);
+        let source = SourceContext { out: tx, metrics: self.metrics.clone(), normalizer: self.normalizer.clone(), shutdown: self.shutdown.clone() };
+        let connector = run_connector(self.cfg.clone(), source);
+        let forward = forward(rx, self.feed.clone(), self.outputs.clone());
+        let input = self.cfg.describe();
+        let work = async move {
+            let (mut errors, forward_errors) = futures::join!(connector, forward);
+            errors.extend(forward_errors);
+            errors.truncate(MAX_ERRORS);
+            InputReport { input, errors }
+        };
+        ctx.spawn(work.into_actor(self).map(|report, act, ctx| {
+            tracing::debug!(input = %report.input, errors = report.errors.len(), "input finished");
+            if let Some(done) = act.done.take() {
+                let _ = done.send(report);
+            }
+            ctx.stop();
+        }));
+    }
+}
+
+/// Runs the connector to its end; returns its problems.
+async fn run_connector(cfg: InputConfig, source: SourceContext) -> Vec<String> {
+    let name = cfg.describe();
+    match cfg {
+        InputConfig::File(c) => match file::run(&c, source).await {
+            Ok(stats) => {
+                let mut errors = stats.errors;
+                if stats.invalid > errors.len() as u64 {
+                    errors.push(format!("{name}: … {} invalid records in all", stats.invalid));
+                }
+                errors
+            }
+            Err(e) => vec![e.to_string()],
+        },
+        InputConfig::Demo(c) => match demo::run(&c, source).await {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![e.to_string()],
+        },
+        InputConfig::Http(c) => supervise_server(&name, &c, source).await,
+    }
+}
+
+/// Keeps an HTTP input up until shutdown, restarting it with backoff.
+async fn supervise_server(name: &str, cfg: &rampart_connectors::http::HttpConfig, source: SourceContext) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut shutdown = source.shutdown.clone();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let failure = match http::start(cfg, source.clone()) {
+            Ok(server) => match server.finished().await {
+                Ok(()) if shutdown.is_triggered() => break,
+                Ok(()) => format!("{name}: server stopped unexpectedly"),
+                Err(e) => e.to_string(),
+            },
+            Err(e) if e.retry() == Retry::Never => {
+                errors.push(e.to_string());
+                break;
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!("{failure}; restarting in {}", rampart_core::time::format_duration(backoff));
+        errors.push(format!("{failure} (restarting in {})", rampart_core::time::format_duration(backoff)));
+        tokio::select! {
+            _ = actix_rt::time::sleep(backoff) => {}
+            _ = shutdown.wait() => break,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+    errors
+}
+
+/// Moves batches from the connector to the engine and the event outputs, awaiting both.
+async fn forward<F: EngineFeed>(rx: flume::Receiver<Vec<Event>>, feed: F, outputs: Vec<Addr<OutputActor>>) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut note = |e: String| {
+        tracing::warn!("{e}");
+        if errors.len() < MAX_ERRORS {
+            errors.push(e);
+        }
+    };
+    while let Ok(batch) = rx.recv_async().await {
+        let events: Vec<Arc<Event>> = batch.into_iter().map(Arc::new).collect();
+        let shared = Arc::new(events.clone());
+        let writes = join_all(outputs.iter().map(|o| o.send(WriteEvents(shared.clone()))));
+        let (engine, writes) = futures::join!(feed.send(events), writes);
+        if let Err(e) = engine {
+            note(format!("engine refused a batch of {}: {e}", shared.len()));
+        }
+        for w in writes {
+            match w {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => note(e.to_string()),
+                Err(e) => note(format!("output unavailable: {e}")),
+            }
+        }
+    }
+    errors
+}

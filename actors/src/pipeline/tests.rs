@@ -1,0 +1,277 @@
+//! Pipeline wiring tests. Most use a stand-in engine so that they test the actors alone:
+//! it records what it is fed, fires an alert for every event whose summary is `fire`, and
+//! on shutdown emits one "window" alert per run (as a real engine flushes open windows).
+//! `real_engine_end_to_end` runs the real engine with a tiny rule set.
+
+use super::*;
+use parking_lot::Mutex;
+use rampart_connectors::file::FileConfig;
+use rampart_connectors::ndjson::FileOutputConfig;
+use rampart_connectors::{ConnectorError, InputConfig, OutputConfig};
+use rampart_core::alert::{AlertRule, AlertWindow};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+type AlertTx = Arc<Mutex<Option<flume::Sender<Alert>>>>;
+
+#[derive(Clone)]
+struct FakeFeed {
+    seen: Arc<Mutex<Vec<Arc<Event>>>>,
+    alerts: AlertTx,
+    closed: Arc<AtomicBool>,
+    advanced: Arc<AtomicU64>,
+}
+
+struct FakeEngine {
+    feed: FakeFeed,
+    rx: flume::Receiver<Alert>,
+}
+
+fn alert(summary: &str, t: EventTime, value: u64) -> Alert {
+    Alert {
+        id: Alert::make_id(summary, &Default::default(), t),
+        utctimestamp: t,
+        severity: "WARNING".into(),
+        category: "test".into(),
+        summary: summary.into(),
+        tags: vec![],
+        rule: AlertRule { id: summary.into(), title: summary.into(), level: None, kind: "event_count".into() },
+        group: Default::default(),
+        window: AlertWindow { start: t, end: t },
+        value,
+        events: vec![],
+    }
+}
+
+impl FakeEngine {
+    fn new() -> FakeEngine {
+        let (tx, rx) = flume::bounded(4);
+        FakeEngine {
+            feed: FakeFeed { seen: Default::default(), alerts: Arc::new(Mutex::new(Some(tx))), closed: Default::default(), advanced: Default::default() },
+            rx,
+        }
+    }
+}
+
+impl EngineFeed for FakeFeed {
+    async fn send(&self, batch: Vec<Arc<Event>>) -> Result<(), EngineError> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(EngineError::Closed);
+        }
+        for e in &batch {
+            if e.doc["summary"] == "fire" {
+                let tx = self.alerts.lock().clone();
+                if let Some(tx) = tx {
+                    let _ = tx.send_async(alert("fire", e.time, 1)).await;
+                }
+            }
+        }
+        self.seen.lock().extend(batch);
+        Ok(())
+    }
+    fn advance_to(&self, t: EventTime) {
+        self.advanced.fetch_max(t.0, Ordering::SeqCst);
+    }
+}
+
+impl PipelineEngine for FakeEngine {
+    type Feed = FakeFeed;
+    fn feed(&self) -> FakeFeed {
+        self.feed.clone()
+    }
+    fn alerts(&self) -> flume::Receiver<Alert> {
+        self.rx.clone()
+    }
+    fn shutdown(self) -> Result<EngineReport, EngineError> {
+        self.feed.closed.store(true, Ordering::SeqCst);
+        let n = self.feed.seen.lock().len() as u64;
+        let fires = self.feed.seen.lock().iter().filter(|e| e.doc["summary"] == "fire").count() as u64;
+        // The still-open window flushes now; the channel is small, so this blocks unless
+        // the pump drains concurrently.
+        let tx = self.feed.alerts.lock().take();
+        if let Some(tx) = tx {
+            for i in 0..6 {
+                let _ = tx.send(alert("window", EventTime(i), n));
+            }
+        }
+        Ok(EngineReport { events: n, late: 0, alerts: fires + 6, suppressed: 0 })
+    }
+}
+
+fn spec(inputs: Vec<InputConfig>, outputs: Vec<OutputConfig>) -> PipelineSpec {
+    PipelineSpec { inputs, outputs, normalizer: NormalizerConfig::default(), processing_time_watermark: None }
+}
+
+fn read_lines(dir: &std::path::Path, prefix: &str) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix) {
+            out.extend(std::fs::read_to_string(e.path()).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()));
+        }
+    }
+    out
+}
+
+#[actix_rt::test]
+async fn file_to_file_ends_at_eof_and_flushes_open_windows_before_closing_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(
+        &input,
+        "{\"utctimestamp\":\"2026-03-01T10:00:00Z\",\"summary\":\"a\"}\n{\"summary\": bad}\n{\"utctimestamp\":\"2026-03-01T10:00:01Z\",\"summary\":\"fire\"}\n{\"utctimestamp\":\"2026-03-01T10:00:02Z\",\"summary\":\"b\"}\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let s = spec(vec![InputConfig::File(FileConfig::new(input.to_str().unwrap()))], vec![OutputConfig::File(FileOutputConfig { dir: data.clone(), ..Default::default() })]);
+    let engine = FakeEngine::new();
+    let seen = engine.feed.seen.clone();
+    let metrics = Arc::new(Metrics::new());
+    let report = tokio::time::timeout(Duration::from_secs(20), run_pipeline(s, engine, metrics, futures::future::pending())).await.expect("ends at EOF").unwrap();
+
+    assert_eq!(report.accepted, 3);
+    assert_eq!(report.invalid, 1);
+    assert_eq!(report.events_written, 3);
+    let errors: Vec<&str> = report.input_errors().collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].ends_with("in.ndjson:2:13: expected value"), "{errors:?}");
+    assert_eq!(seen.lock().len(), 3, "the engine saw every accepted event");
+
+    let events = read_lines(&data, "events-");
+    assert_eq!(events.iter().map(|e| e["summary"].as_str().unwrap()).collect::<Vec<_>>(), ["a", "fire", "b"]);
+    // The alert fired while running and the six flushed at shutdown are all written:
+    // outputs were closed only after the engine's flush drained.
+    let alerts = read_lines(&data, "alerts-");
+    assert_eq!(alerts.len(), 7, "{alerts:?}");
+    assert_eq!(alerts.iter().filter(|a| a["summary"] == "window").count(), 6);
+    assert!(alerts.iter().filter(|a| a["summary"] == "window").all(|a| a["value"] == 3));
+    assert_eq!(report.alerts, 7);
+    assert_eq!(report.alerts_written, 7);
+}
+
+/// A sink that writes slowly and records how far the inputs got ahead of it.
+struct SlowSink {
+    metrics: Arc<Metrics>,
+    written: Arc<AtomicU64>,
+    max_ahead: Arc<AtomicU64>,
+}
+
+impl Sink for SlowSink {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn wants_events(&self) -> bool {
+        true
+    }
+    fn wants_alerts(&self) -> bool {
+        true
+    }
+    fn write_events(&mut self, events: &[Arc<Event>]) -> Result<(), ConnectorError> {
+        std::thread::sleep(Duration::from_millis(3));
+        let ahead = self.metrics.get(Counter::EventsAccepted).saturating_sub(self.written.load(Ordering::SeqCst));
+        self.max_ahead.fetch_max(ahead, Ordering::SeqCst);
+        self.written.fetch_add(events.len() as u64, Ordering::SeqCst);
+        Ok(())
+    }
+    fn write_alerts(&mut self, _: &[Alert]) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+#[actix_rt::test]
+async fn a_slow_output_holds_the_input_back() {
+    use rampart_connectors::source::MAX_BATCH;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.ndjson");
+    let mut f = std::fs::File::create(&input).unwrap();
+    const N: u64 = 60_000;
+    for i in 0..N {
+        writeln!(f, "{{\"n\":{i}}}").unwrap();
+    }
+    drop(f);
+    let metrics = Arc::new(Metrics::new());
+    let written = Arc::new(AtomicU64::new(0));
+    let max_ahead = Arc::new(AtomicU64::new(0));
+    let sink = SlowSink { metrics: metrics.clone(), written: written.clone(), max_ahead: max_ahead.clone() };
+    let s = spec(vec![InputConfig::File(FileConfig::new(input.to_str().unwrap()))], vec![]);
+    let report = run_with_sinks(s, vec![Box::new(sink)], FakeEngine::new(), metrics, futures::future::pending()).await.unwrap();
+    assert_eq!(report.accepted, N);
+    assert_eq!(written.load(Ordering::SeqCst), N, "nothing lost on the way");
+    // Accepted-but-unwritten events are bounded by the hops' capacities (source queue,
+    // the batch being forwarded, the output mailbox, the batch being written), not by
+    // the input's size.
+    let bound = ((crate::input::SOURCE_QUEUE + 1 + MAILBOX + 2) * MAX_BATCH) as u64;
+    let ahead = max_ahead.load(Ordering::SeqCst);
+    assert!(ahead <= bound, "the input ran {ahead} events ahead of the output (bound {bound})");
+    assert!(ahead >= MAX_BATCH as u64, "the measure is live: {ahead}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn post(addr: &str, body: &str) -> Option<u16> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(s, "POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    resp.split(' ').nth(1)?.parse().ok()
+}
+
+#[actix_rt::test]
+async fn http_input_is_restarted_after_a_bind_failure_and_stops_on_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    // Someone else holds the port at first: the input fails, and is retried.
+    let squatter = std::net::TcpListener::bind(&addr).unwrap();
+    let http = rampart_connectors::http::HttpConfig { bind: addr.clone(), workers: 1, ..Default::default() };
+    let mut s = spec(vec![InputConfig::Http(http)], vec![OutputConfig::File(FileOutputConfig { dir: dir.path().to_path_buf(), ..Default::default() })]);
+    s.processing_time_watermark = Some(Duration::from_secs(5));
+    let engine = FakeEngine::new();
+    let advanced = engine.feed.advanced.clone();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let pipeline = actix_rt::spawn(run_pipeline(s, engine, Arc::new(Metrics::new()), async move {
+        let _ = stop_rx.await;
+    }));
+    actix_rt::time::sleep(Duration::from_millis(300)).await;
+    drop(squatter);
+
+    let client_addr = addr.clone();
+    let status = actix_rt::task::spawn_blocking(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if let Some(code) = post(&client_addr, "{\"summary\":\"x\"}\n{\"summary\":\"fire\"}") {
+                return Some(code);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, Some(200), "the restarted server accepts events");
+
+    let _ = stop_tx.send(());
+    let report = tokio::time::timeout(Duration::from_secs(20), pipeline).await.expect("shutdown completes").unwrap().unwrap();
+    assert_eq!(report.accepted, 2);
+    assert_eq!(report.events_written, 2);
+    assert_eq!(report.alerts_written, 7);
+    let errors: Vec<&str> = report.input_errors().collect();
+    assert!(!errors.is_empty() && errors[0].contains("cannot listen") && errors[0].contains("restarting"), "{errors:?}");
+    assert!(std::net::TcpStream::connect(&addr).is_err(), "the server is stopped");
+    assert!(advanced.load(Ordering::SeqCst) > 0, "processing-time ticks advanced the watermark");
+}
+
+#[actix_rt::test]
+async fn bad_specs_and_unopenable_outputs_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let s = spec(vec![InputConfig::File(FileConfig::new("-"))], vec![OutputConfig::File(FileOutputConfig { dir: blocker.join("sub"), ..Default::default() })]);
+    let err = run_pipeline(s, FakeEngine::new(), Arc::new(Metrics::new()), futures::future::pending()).await.unwrap_err();
+    assert!(matches!(err, PipelineError::Output { index: 0, kind: "file", .. }), "{err}");
+    let s = spec(vec![], vec![OutputConfig::Stdout(Default::default())]);
+    let err = run_pipeline(s, FakeEngine::new(), Arc::new(Metrics::new()), futures::future::pending()).await.unwrap_err();
+    assert!(matches!(err, PipelineError::Spec(_)), "{err}");
+}
