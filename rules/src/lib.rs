@@ -1,1 +1,165 @@
-//! placeholder
+//! `rampart-rules`: rule files in, a validated and compiled [`RuleSet`] out.
+//!
+//! Rules are a superset of Sigma (spec v2): detection rules with selections, modifiers and a
+//! condition; correlation rules (`event_count`, `value_count`); plus Rampart's `summary`,
+//! `severity`, `category`, `suppress` and in-file `tests`. Loading is parse → validate →
+//! compile to plain data; nothing here knows about dataflows, so `rampart rules validate`
+//! runs in milliseconds and the plan is tested as data.
+//!
+//! Modules, in the order data flows through them:
+//! - [`yaml`](crate::yaml) (private): span-preserving YAML documents and the diagnostic sink.
+//! - [`load`](crate::load) (private): top-level keys, rule assembly, cross-file references.
+//! - [`detection`]: selections and field conditions compiled to a [`Detection`] matcher.
+//! - [`matcher`]: the value matchers (wildcards, regex, CIDR, numbers) and their hot path.
+//! - [`condition`]: the condition language (`sel and not 1 of filter_*`).
+//! - [`correlation`]: [`Correlation`] plans and [`Threshold`]s.
+//! - [`template`]: [`Template`], alert summaries with `{{ field }}` placeholders.
+//! - [`error`]: [`Diagnostic`]s with file, line, column, rule id, key path, code and hint.
+//!
+//! Diagnostic codes (stable): R000 unreadable file, R001 YAML syntax, R002 document shape,
+//! R003 missing/ill-typed key, R005 unknown key that looks like a typo, W001 unknown key,
+//! R006 duplicate id/name, R007 level, R008 severity, R009 suppress, R100 detection shape,
+//! R101 selection shape, R102 field value, R104 unknown modifier, R105 regex, R106 CIDR,
+//! R107 numeric comparison, R108 exists, R109 modifier combination / unsupported modifier,
+//! R110 condition syntax, R111 undefined selection, R112 pattern matches nothing,
+//! R113 Sigma v1 aggregation, R200 unsupported correlation type, R201 correlation shape,
+//! R202 unknown rule reference, R203 reference to a non-detection rule, R204 unsupported
+//! threshold, R205 timespan, R300 template syntax, R301 template placeholder not allowed,
+//! R400 `tests` shape.
+
+pub mod condition;
+pub mod correlation;
+pub mod detection;
+pub mod error;
+mod load;
+pub mod matcher;
+pub mod template;
+mod yaml;
+
+pub use correlation::{Correlation, CorrelationType, Threshold, ThresholdOp};
+pub use detection::{Detection, LogSource};
+pub use error::{Diagnostic, Diagnostics, Severity};
+pub use load::{load_paths, load_sources, load_str};
+pub use template::Template;
+
+use std::time::Duration;
+
+/// Where a rule or test starts.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceLoc {
+    /// File name as given to the loader.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+}
+
+/// Every loaded rule plus the warnings found while loading.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    /// Rules in load order (files in the order given, directory entries sorted, documents in order).
+    pub rules: Vec<Rule>,
+    /// Warnings (e.g. unknown top-level keys); errors never reach a `RuleSet`.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl RuleSet {
+    /// The rule with this id.
+    pub fn get(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.id == id)
+    }
+
+    /// Position of the rule with this id in [`RuleSet::rules`].
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        self.rules.iter().position(|r| r.id == id)
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// No rules at all.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+/// One validated, compiled rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Sigma `id`, else `name`, else `<file>#<document index from 0>`; unique in the set.
+    pub id: String,
+    /// Sigma `name` (what correlations usually reference).
+    pub name: Option<String>,
+    /// `title`.
+    pub title: String,
+    /// Sigma `level`: informational, low, medium, high or critical.
+    pub level: Option<String>,
+    /// MozDef severity: INFO, NOTICE, WARNING, ERROR or CRITICAL.
+    pub severity: String,
+    /// Alert category: explicit `category:` else `detection` / `correlation`.
+    pub category: String,
+    /// Sigma tags.
+    pub tags: Vec<String>,
+    /// Alert summary template (default: the title).
+    pub summary: Template,
+    /// Do not repeat an alert for the same rule and group within this long.
+    pub suppress: Option<Duration>,
+    /// Does a match produce an alert of its own? (Detections referenced by correlations
+    /// do only when some referencing correlation says `generate: true`.)
+    pub generate: bool,
+    /// Where the rule's document starts.
+    pub loc: SourceLoc,
+    /// Detection or correlation.
+    pub kind: RuleKind,
+    /// In-file tests.
+    pub tests: Vec<RuleTest>,
+}
+
+/// What a rule does.
+#[derive(Clone, Debug)]
+pub enum RuleKind {
+    /// Matches single events.
+    Detection(Detection),
+    /// Counts matches of detection rules in windows.
+    Correlation(Correlation),
+}
+
+/// An in-file test: feed `events`, expect exactly `expect`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleTest {
+    /// `name`.
+    pub name: String,
+    /// Raw event documents.
+    pub events: Vec<serde_json::Value>,
+    /// Expected alerts; empty means no alert.
+    pub expect: Vec<ExpectedAlert>,
+    /// Where the test starts.
+    pub loc: SourceLoc,
+}
+
+/// One expected alert; absent fields are not checked.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ExpectedAlert {
+    /// Rule id or name (default: the rule holding the test).
+    pub rule: Option<String>,
+    /// Group-by values.
+    pub group: serde_json::Map<String, serde_json::Value>,
+    /// Count or distinct count.
+    pub value: Option<u64>,
+    /// Rendered summary.
+    pub summary: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<RuleSet>();
+        check::<Rule>();
+        check::<Diagnostics>();
+    }
+}

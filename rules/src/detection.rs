@@ -1,0 +1,564 @@
+//! Detection rules: `detection:` selections and condition, compiled to [`Detection`].
+
+use crate::condition::{self, Cond};
+use crate::matcher::{compile_str, tokenize, Anchor, NumOp, StrMatch, ValueMatcher};
+use crate::yaml::{kind_name, pos, spos, Sink};
+use marked_yaml::types::MarkedScalarNode;
+use marked_yaml::Node;
+use rampart_core::FieldPath;
+use serde_json::{Map, Value};
+
+/// Sigma's `logsource`, kept as data: with no pipeline configured it does not filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogSource {
+    /// `logsource.product`
+    pub product: Option<String>,
+    /// `logsource.category`
+    pub category: Option<String>,
+    /// `logsource.service`
+    pub service: Option<String>,
+}
+
+/// A compiled detection: named selections and the condition over them.
+#[derive(Clone, Debug)]
+pub struct Detection {
+    /// Parsed `logsource` (not used for matching yet).
+    pub logsource: LogSource,
+    /// Selections in definition order; the condition refers to them by index.
+    pub selections: Vec<Selection>,
+    /// The condition (a list of conditions is compiled to their OR).
+    pub condition: Cond,
+}
+
+/// One named selection.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// Its name in `detection:`.
+    pub name: String,
+    /// What it tests.
+    pub matcher: SelectionMatcher,
+}
+
+/// The three shapes a selection can take.
+#[derive(Clone, Debug)]
+pub enum SelectionMatcher {
+    /// OR over maps, each the AND of its field conditions (a single map is one entry).
+    Fields(Vec<Vec<FieldCond>>),
+    /// Keyword search: any string anywhere in the event matches any of these.
+    Keywords(Vec<StrMatch>),
+}
+
+/// `Field|mods: values` compiled.
+#[derive(Clone, Debug)]
+pub struct FieldCond {
+    /// The field addressed.
+    pub field: FieldPath,
+    /// Alternatives (OR), or conjuncts when `all` is set.
+    pub values: Vec<ValueMatcher>,
+    /// `all` modifier.
+    pub all: bool,
+}
+
+impl FieldCond {
+    fn matches(&self, doc: &Map<String, Value>) -> bool {
+        let v = self.field.lookup_event(doc);
+        let lookup = |p: &FieldPath| p.lookup_event(doc).cloned();
+        if self.all {
+            self.values.iter().all(|m| m.matches(v, &lookup))
+        } else {
+            self.values.iter().any(|m| m.matches(v, &lookup))
+        }
+    }
+}
+
+impl Selection {
+    fn matches(&self, doc: &Map<String, Value>) -> bool {
+        match &self.matcher {
+            SelectionMatcher::Fields(alts) => alts.iter().any(|conds| conds.iter().all(|c| c.matches(doc))),
+            SelectionMatcher::Keywords(kws) => {
+                kws.iter().any(|k| doc.values().any(|x| crate::matcher::keyword_in(x, k)))
+            }
+        }
+    }
+}
+
+impl Detection {
+    /// Does the event match? (`logsource` is not consulted.)
+    pub fn matches(&self, event: &rampart_core::Event) -> bool {
+        self.matches_doc(&event.doc)
+    }
+
+    /// Same as [`Detection::matches`] on a bare document.
+    pub fn matches_doc(&self, doc: &Map<String, Value>) -> bool {
+        self.condition.eval(&|i| self.selections.get(i).is_some_and(|s| s.matches(doc)))
+    }
+}
+
+/// Every modifier name we know, for "valid modifiers" hints.
+pub(crate) const MODIFIERS: &[&str] = &[
+    "contains", "startswith", "endswith", "all", "re", "i", "m", "s", "cidr", "exists", "gt", "gte", "lt", "lte",
+    "cased", "windash", "base64", "base64offset", "utf16le", "wide", "utf16be", "utf16", "fieldref", "expand",
+];
+
+/// Compiles `detection:`; all problems go to `sink`. `None` when anything was wrong.
+pub(crate) fn compile(node: &Node, logsource: LogSource, sink: &mut Sink) -> Option<Detection> {
+    let Some(map) = node.as_mapping() else {
+        sink.error("R100", pos(node), "detection", format!("`detection` must be a mapping of selections and a `condition`, found {}", kind_name(node)));
+        return None;
+    };
+    let before = sink.diags.len();
+    let mut selections = Vec::new();
+    let mut cond_node = None;
+    for (k, v) in map.iter() {
+        let name = k.as_str();
+        if name == "condition" {
+            cond_node = Some(v);
+            continue;
+        }
+        if name == "timeframe" {
+            sink.error_hint("R113", spos(k), "detection.timeframe", "Sigma v1 `timeframe` is not supported", "use a correlation rule with `timespan`");
+            continue;
+        }
+        if let Some(m) = compile_selection(name, v, sink) {
+            selections.push(Selection { name: name.to_string(), matcher: m });
+        }
+    }
+    let names: Vec<String> = map.iter().map(|(k, _)| k.as_str().to_string()).filter(|n| n != "condition" && n != "timeframe").collect();
+    let Some(cond_node) = cond_node else {
+        sink.error_hint("R100", pos(node), "detection", "`detection` has no `condition`", "add e.g. `condition: selection`");
+        return None;
+    };
+    let condition = compile_condition(cond_node, &names, sink);
+    if sink.diags.len() > before || selections.len() != names.len() {
+        return None;
+    }
+    Some(Detection { logsource, selections, condition: condition? })
+}
+
+fn compile_condition(node: &Node, names: &[String], sink: &mut Sink) -> Option<Cond> {
+    let one = |s: &MarkedScalarNode, path: &str, sink: &mut Sink| match condition::parse(s.as_str(), names) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            let at = sink.inside(spos(s), e.offset);
+            sink.push(crate::Severity::Error, e.code, at, path, e.message, e.hint);
+            None
+        }
+    };
+    match node {
+        Node::Scalar(s) => one(s, "detection.condition", sink),
+        Node::Sequence(seq) if !seq.is_empty() => {
+            let mut out = Vec::new();
+            for (i, n) in seq.iter().enumerate() {
+                let path = format!("detection.condition[{i}]");
+                match n {
+                    Node::Scalar(s) => out.push(one(s, &path, sink)),
+                    other => {
+                        sink.error("R110", pos(other), &path, format!("a condition must be a string, found {}", kind_name(other)));
+                        out.push(None);
+                    }
+                }
+            }
+            let out: Option<Vec<Cond>> = out.into_iter().collect();
+            out.map(|mut v| if v.len() == 1 { v.remove(0) } else { Cond::Or(v) })
+        }
+        other => {
+            sink.error("R110", pos(other), "detection.condition", format!("`condition` must be a string or a list of strings, found {}", kind_name(other)));
+            None
+        }
+    }
+}
+
+fn compile_selection(name: &str, node: &Node, sink: &mut Sink) -> Option<SelectionMatcher> {
+    let path = format!("detection.{name}");
+    match node {
+        Node::Mapping(_) => compile_map(node, &path, sink).map(|c| SelectionMatcher::Fields(vec![c])),
+        Node::Sequence(seq) if seq.iter().all(|n| matches!(n, Node::Mapping(_))) && !seq.is_empty() => {
+            let mut alts = Vec::new();
+            let mut ok = true;
+            for (i, n) in seq.iter().enumerate() {
+                match compile_map(n, &format!("{path}[{i}]"), sink) {
+                    Some(c) => alts.push(c),
+                    None => ok = false,
+                }
+            }
+            ok.then_some(SelectionMatcher::Fields(alts))
+        }
+        Node::Sequence(seq) if seq.iter().all(|n| matches!(n, Node::Scalar(_))) && !seq.is_empty() => {
+            let kws = seq
+                .iter()
+                .filter_map(|n| n.as_scalar())
+                .map(|s| compile_str(tokenize(s.as_str()), Anchor::Contains, false))
+                .collect();
+            Some(SelectionMatcher::Keywords(kws))
+        }
+        Node::Scalar(s) if s.may_coerce() && s.as_str().is_empty() => {
+            sink.error_hint("R101", pos(node), &path, format!("selection `{name}` is empty"), "give it field conditions or keywords");
+            None
+        }
+        Node::Scalar(s) => Some(SelectionMatcher::Keywords(vec![compile_str(tokenize(s.as_str()), Anchor::Contains, false)])),
+        Node::Sequence(_) => {
+            sink.error_hint(
+                "R101",
+                pos(node),
+                &path,
+                format!("selection `{name}` mixes shapes (or is empty)"),
+                "a selection is a map of field conditions, a list of such maps, or a list of keywords",
+            );
+            None
+        }
+    }
+}
+
+fn compile_map(node: &Node, path: &str, sink: &mut Sink) -> Option<Vec<FieldCond>> {
+    let map = node.as_mapping()?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (k, v) in map.iter() {
+        match compile_field(k, v, &format!("{path}.{}", k.as_str()), sink) {
+            Some(c) => out.push(c),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+#[derive(Default)]
+struct Mods {
+    anchor: Option<(Anchor, &'static str)>,
+    all: bool,
+    cased: bool,
+    re: bool,
+    re_flags: String,
+    cidr: bool,
+    exists: bool,
+    cmp: Option<NumOp>,
+    fieldref: bool,
+    windash: bool,
+    base64: Option<bool>, // Some(true) = base64offset
+    utf16: Option<&'static str>,
+}
+
+fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Sink) -> Option<FieldCond> {
+    let raw = key.as_str();
+    let mut parts = raw.split('|');
+    let field = parts.next().unwrap_or("");
+    let kpos = spos(key);
+    let mut mods = Mods::default();
+    let mut offset = field.chars().count();
+    let mut ok = true;
+    for m in parts {
+        let at = sink.inside(kpos, offset);
+        offset += 1 + m.chars().count();
+        let set_anchor = |mods: &mut Mods, a: Anchor, n: &'static str, sink: &mut Sink| {
+            if let Some((_, prev)) = mods.anchor {
+                sink.error("R109", at, path, format!("modifiers `{prev}` and `{n}` cannot be combined"));
+                false
+            } else {
+                mods.anchor = Some((a, n));
+                true
+            }
+        };
+        let good = match m {
+            "contains" => set_anchor(&mut mods, Anchor::Contains, "contains", sink),
+            "startswith" => set_anchor(&mut mods, Anchor::StartsWith, "startswith", sink),
+            "endswith" => set_anchor(&mut mods, Anchor::EndsWith, "endswith", sink),
+            "all" => {
+                mods.all = true;
+                true
+            }
+            "cased" => {
+                mods.cased = true;
+                true
+            }
+            "re" => {
+                mods.re = true;
+                true
+            }
+            "i" | "m" | "s" => {
+                mods.re_flags.push_str(m);
+                true
+            }
+            "cidr" => {
+                mods.cidr = true;
+                true
+            }
+            "exists" => {
+                mods.exists = true;
+                true
+            }
+            "gt" | "gte" | "lt" | "lte" => {
+                mods.cmp = Some(match m {
+                    "gt" => NumOp::Gt,
+                    "gte" => NumOp::Gte,
+                    "lt" => NumOp::Lt,
+                    _ => NumOp::Lte,
+                });
+                true
+            }
+            "fieldref" => {
+                mods.fieldref = true;
+                true
+            }
+            "windash" => {
+                mods.windash = true;
+                true
+            }
+            "base64" => {
+                mods.base64 = Some(false);
+                true
+            }
+            "base64offset" => {
+                mods.base64 = Some(true);
+                true
+            }
+            "utf16le" | "wide" => {
+                mods.utf16 = Some("utf16le");
+                true
+            }
+            "utf16be" => {
+                mods.utf16 = Some("utf16be");
+                true
+            }
+            "utf16" => {
+                mods.utf16 = Some("utf16");
+                true
+            }
+            "expand" => {
+                sink.error_hint("R109", at, path, "modifier `expand` is not supported: placeholders need configured lists", "replace the %placeholder% with the values");
+                false
+            }
+            other => {
+                let near = MODIFIERS.iter().find(|v| strsim::levenshtein(v, other) <= 2);
+                let msg = match near {
+                    Some(n) => format!("unknown modifier `{other}`, did you mean `{n}`?"),
+                    None => format!("unknown modifier `{other}`"),
+                };
+                sink.error_hint("R104", at, path, msg, format!("valid modifiers: {}", MODIFIERS.join(", ")));
+                false
+            }
+        };
+        ok &= good;
+    }
+    if !ok {
+        return None;
+    }
+    if !mods.re_flags.is_empty() && !mods.re {
+        sink.error("R109", kpos, path, "regex flags `i`, `m`, `s` need the `re` modifier");
+        return None;
+    }
+    let kinds = [mods.re, mods.cidr, mods.exists, mods.cmp.is_some(), mods.fieldref].iter().filter(|b| **b).count();
+    if kinds > 1 || (kinds == 1 && (mods.anchor.is_some() || mods.windash || mods.base64.is_some() || mods.utf16.is_some())) {
+        sink.error("R109", kpos, path, format!("modifiers in `{raw}` cannot be combined"));
+        return None;
+    }
+    if mods.utf16.is_some() && mods.base64.is_none() {
+        sink.error_hint("R109", kpos, path, "`utf16*`/`wide` only make sense before `base64`/`base64offset`", "e.g. `CommandLine|wide|base64offset|contains`");
+        return None;
+    }
+    let values: Vec<&Node> = match value {
+        Node::Sequence(seq) => seq.iter().collect(),
+        other => vec![other],
+    };
+    if values.is_empty() {
+        sink.error("R102", pos(value), path, "empty list of values");
+        return None;
+    }
+    let mut out = Vec::new();
+    for v in values {
+        let Some(s) = v.as_scalar() else {
+            sink.error("R102", pos(v), path, format!("a field value must be a scalar or a list of scalars, found {}", kind_name(v)));
+            ok = false;
+            continue;
+        };
+        match compile_value(s, &mods, path, sink) {
+            Some(ms) => out.extend(ms),
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    // windash/base64offset expand one value into alternatives: with `all` the alternatives
+    // of one value must stay an OR, so the expansion is limited to the non-`all` case.
+    if mods.all && (mods.windash || mods.base64 == Some(true)) {
+        sink.error("R109", kpos, path, "`all` with `windash`/`base64offset` is not supported yet");
+        return None;
+    }
+    Some(FieldCond { field: FieldPath::new(field), values: out, all: mods.all })
+}
+
+fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {
+    let text = s.as_str();
+    let plain = s.may_coerce();
+    let at = spos(s);
+    if mods.exists {
+        return match (plain, text) {
+            (true, "true") => Some(vec![ValueMatcher::Exists(true)]),
+            (true, "false") => Some(vec![ValueMatcher::Exists(false)]),
+            _ => {
+                sink.error("R108", at, path, format!("`exists` needs `true` or `false`, found `{text}`"));
+                None
+            }
+        };
+    }
+    if let Some(op) = mods.cmp {
+        return match text.trim().parse::<f64>() {
+            Ok(x) => Some(vec![ValueMatcher::Compare(op, x)]),
+            Err(_) => {
+                sink.error("R107", at, path, format!("numeric comparison needs a number, found `{text}`"));
+                None
+            }
+        };
+    }
+    if mods.re {
+        let mut flags = mods.re_flags.clone();
+        let pattern = if flags.is_empty() { text.to_string() } else { format!("(?{flags}){text}") };
+        flags.clear();
+        return match regex::Regex::new(&pattern) {
+            Ok(re) => Some(vec![ValueMatcher::Regex(re)]),
+            Err(e) => {
+                sink.error("R105", at, path, format!("invalid regular expression: {e}"));
+                None
+            }
+        };
+    }
+    if mods.cidr {
+        return match text.trim().parse::<ipnet::IpNet>() {
+            Ok(n) => Some(vec![ValueMatcher::Cidr(n)]),
+            Err(e) => {
+                sink.error_hint("R106", at, path, format!("invalid CIDR `{text}`: {e}"), "e.g. 10.0.0.0/8 or 2001:db8::/32");
+                None
+            }
+        };
+    }
+    if mods.fieldref {
+        return Some(vec![ValueMatcher::FieldRef(FieldPath::new(text))]);
+    }
+    let anchor = mods.anchor.map(|(a, _)| a).unwrap_or(Anchor::Exact);
+    if plain && mods.anchor.is_none() && !mods.windash && mods.base64.is_none() {
+        match crate::yaml::scalar_json(s) {
+            Value::Null => return Some(vec![ValueMatcher::Null]),
+            Value::Bool(b) => return Some(vec![ValueMatcher::Bool(b)]),
+            Value::Number(n) => {
+                if let Some(f) = n.as_f64() {
+                    return Some(vec![ValueMatcher::Number { value: f, text: text.to_string() }]);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(offset) = mods.base64 {
+        let bytes = match mods.utf16 {
+            Some("utf16le") => text.encode_utf16().flat_map(u16::to_le_bytes).collect(),
+            Some("utf16be") => text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+            Some(_) => [0xffu8, 0xfe].into_iter().chain(text.encode_utf16().flat_map(u16::to_le_bytes)).collect(),
+            None => text.as_bytes().to_vec(),
+        };
+        let encoded = if offset { base64_offsets(&bytes) } else { vec![base64(&bytes)] };
+        // Encoded text has no wildcards; escape nothing (base64 has no `*`, `?`, `\`).
+        return Some(
+            encoded
+                .into_iter()
+                .map(|e| ValueMatcher::Str(compile_str(vec![crate::matcher::GlobTok::Lit(e)], anchor, true)))
+                .collect(),
+        );
+    }
+    let variants = if mods.windash { windash(text) } else { vec![text.to_string()] };
+    Some(variants.into_iter().map(|t| ValueMatcher::Str(compile_str(tokenize(&t), anchor, mods.cased))).collect())
+}
+
+/// Sigma `windash`: a `-` or `/` that starts a word may be written with any dash or slash
+/// (`-`, `/`, en dash, em dash, horizontal bar). We substitute one replacement for all
+/// positions at once (5 variants) rather than the full cross product.
+fn windash(text: &str) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let starts: Vec<usize> = (0..chars.len())
+        .filter(|&i| matches!(chars[i], '-' | '/') && (i == 0 || chars[i - 1].is_whitespace()) && chars.get(i + 1).is_some_and(|c| c.is_alphanumeric()))
+        .collect();
+    if starts.is_empty() {
+        return vec![text.to_string()];
+    }
+    ['-', '/', '\u{2013}', '\u{2014}', '\u{2015}']
+        .iter()
+        .map(|r| {
+            let mut c = chars.clone();
+            for &i in &starts {
+                c[i] = *r;
+            }
+            c.into_iter().collect()
+        })
+        .collect()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard base64 with padding.
+pub(crate) fn base64(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The three encodings of `data` as it may appear at byte offsets 0, 1, 2 inside a longer
+/// base64 text, with the characters that depend on unknown neighbours cut off.
+pub(crate) fn base64_offsets(data: &[u8]) -> Vec<String> {
+    (0..3usize)
+        .map(|i| {
+            let mut padded = vec![b' '; i];
+            padded.extend_from_slice(data);
+            let enc = base64(&padded);
+            let start = [0, 2, 3][i];
+            let end_cut = [0, 3, 2][(data.len() + i) % 3];
+            let end = enc.len().saturating_sub(end_cut);
+            enc.get(start..end.max(start)).unwrap_or("").to_string()
+        })
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_known_vectors() {
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(b"fooba"), "Zm9vYmE=");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn base64_offsets_are_found_in_shifted_encodings() {
+        let needle = b"/bin/sh";
+        let offs = base64_offsets(needle);
+        assert_eq!(offs.len(), 3);
+        for prefix in ["", "x", "xy", "xyz", "abcd"] {
+            let mut data = prefix.as_bytes().to_vec();
+            data.extend_from_slice(needle);
+            data.extend_from_slice(b" -c id");
+            let enc = base64(&data);
+            assert!(offs.iter().any(|o| enc.contains(o.as_str())), "prefix {prefix:?}: {enc} vs {offs:?}");
+        }
+        assert!(!offs.iter().any(|o| base64(b"/usr/bin/python").contains(o.as_str())));
+    }
+
+    #[test]
+    fn windash_variants() {
+        let v = windash("-enc foo /c");
+        assert_eq!(v.len(), 5);
+        assert!(v.contains(&"/enc foo /c".to_string()));
+        assert!(v.contains(&"\u{2013}enc foo \u{2013}c".to_string()));
+        assert_eq!(windash("a-b"), vec!["a-b".to_string()]);
+    }
+}
