@@ -15,7 +15,7 @@
 use crate::error::ConnectorError;
 use crate::json::{Scan, Scanner};
 use crate::source::{SourceContext, MAX_BATCH};
-use rampart_core::Counter;
+use crate::events::RecordInvalid;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -150,13 +150,11 @@ async fn flush(ctx: &mut SourceContext, batch: &mut Vec<rampart_core::Event>, st
 }
 
 fn invalid(stats: &mut FileStats, cfg: &FileConfig, ctx: &SourceContext, msg: String) {
-    ctx.metrics.add(Counter::EventsInvalid, 1);
     stats.invalid += 1;
-    if stats.errors.len() < cfg.max_errors {
-        tracing::warn!("{msg}");
+    let loud = stats.errors.len() < cfg.max_errors;
+    RecordInvalid { input: "file", message: &msg, count: 1, loud }.emit(&ctx.metrics);
+    if loud {
         stats.errors.push(msg);
-    } else {
-        tracing::debug!("{msg}");
     }
 }
 
@@ -164,7 +162,7 @@ fn invalid(stats: &mut FileStats, cfg: &FileConfig, ctx: &SourceContext, msg: St
 mod tests {
     use super::*;
     use crate::source::shutdown_pair;
-    use rampart_core::{Event, Metrics, Normalizer};
+    use rampart_core::{Counter, Event, Metrics, Normalizer};
     use std::io::Write;
     use std::sync::Arc;
 

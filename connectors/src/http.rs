@@ -23,7 +23,8 @@ use crate::source::SourceContext;
 use actix_web::dev::ServerHandle;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use rampart_core::{Counter, Event, EventTime, Metrics, Normalizer};
+use crate::events::{EventsAccepted, RecordInvalid};
+use rampart_core::{Event, EventTime, Metrics, Normalizer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -113,8 +114,7 @@ async fn post_events(req: HttpRequest, body: web::Payload, state: web::Data<Stat
     };
     let (events, problem, invalid) = parse_body(&state, &bytes);
     if let Some(msg) = problem {
-        state.metrics.add(Counter::EventsInvalid, invalid);
-        tracing::debug!(invalid, "rejected POST /events: {msg}");
+        RecordInvalid { input: "http", message: &msg, count: invalid, loud: false }.emit(&state.metrics);
         return error(StatusCode::BAD_REQUEST, msg, invalid);
     }
     if events.is_empty() {
@@ -123,7 +123,7 @@ async fn post_events(req: HttpRequest, body: web::Payload, state: web::Data<Stat
     let n = events.len() as u64;
     match state.out.send_async(events).await {
         Ok(()) => {
-            state.metrics.add(Counter::EventsAccepted, n);
+            EventsAccepted { input: "http", count: n }.emit(&state.metrics);
             HttpResponse::Ok().json(json!({"accepted": n}))
         }
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "the pipeline is shutting down; retry later", 0),
@@ -237,6 +237,7 @@ pub fn start(cfg: &HttpConfig, ctx: SourceContext) -> Result<HttpServerHandle, C
 mod tests {
     use super::*;
     use crate::source::shutdown_pair;
+    use rampart_core::Counter;
     use serde_json::Value;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

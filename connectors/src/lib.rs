@@ -13,6 +13,7 @@
 //! - [`ndjson`]: daily NDJSON files for events and alerts.
 //! - [`stdout`]: NDJSON on standard output.
 //! - [`sink`]: the [`Sink`] trait the outputs implement.
+//! - [`events`]: telemetry structs whose `emit` logs and counts together.
 //! - [`error`]: [`ConnectorError`], with the domain and retry hint supervisors act on.
 //!
 //! The shared JSON record scanner (`json`) is private: both `file` and `http` read records
@@ -20,6 +21,7 @@
 
 pub mod demo;
 pub mod error;
+pub mod events;
 pub mod file;
 pub mod http;
 mod json;

@@ -12,7 +12,8 @@
 
 use crate::error::ConnectorError;
 use crate::sink::Sink;
-use rampart_core::{Alert, Counter, Event, EventTime, Metrics, Stage};
+use crate::events::{AlertsWritten, EventsWritten, OutputWriteFailed};
+use rampart_core::{Alert, Event, EventTime, Metrics};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -112,7 +113,7 @@ impl FileOutput {
             };
             let res = file.write_all(&bytes).and_then(|()| if self.cfg.fsync { file.sync_data() } else { Ok(()) });
             if let Err(source) = res {
-                self.metrics.add(Counter::OutputErrors, 1);
+                OutputWriteFailed { output: "file", error: &source }.emit(&self.metrics);
                 // The handle may be in a bad state (disk full, file removed): reopen next time.
                 self.files.clear();
                 return Err(ConnectorError::Write { component: "file output", path: path.display().to_string(), source });
@@ -174,10 +175,7 @@ impl Sink for FileOutput {
             event_line(e, buf).map_err(|source| ConnectorError::Serialize { component: "file output", source })?;
         }
         self.append(groups)?;
-        self.metrics.add(Counter::EventsWritten, events.len() as u64);
-        for e in events {
-            self.metrics.record_since(Stage::AcceptToWritten, e.accepted_ns);
-        }
+        EventsWritten { output: "file", events }.emit(&self.metrics);
         Ok(())
     }
 
@@ -192,7 +190,7 @@ impl Sink for FileOutput {
             buf.push(b'\n');
         }
         self.append(groups)?;
-        self.metrics.add(Counter::AlertsWritten, alerts.len() as u64);
+        AlertsWritten { output: "file", count: alerts.len() as u64 }.emit(&self.metrics);
         Ok(())
     }
 }
@@ -201,7 +199,7 @@ impl Sink for FileOutput {
 pub(crate) mod tests {
     use super::*;
     use rampart_core::alert::{AlertRule, AlertWindow};
-    use rampart_core::{EventId, Normalizer};
+    use rampart_core::{Counter, EventId, Normalizer, Stage};
     use serde_json::{json, Value};
 
     pub(crate) fn event(ts: &str, n: u64) -> Arc<Event> {

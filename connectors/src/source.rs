@@ -43,7 +43,7 @@ impl SourceContext {
             biased;
             r = out.send_async(batch) => match r {
                 Ok(()) => {
-                    self.metrics.add(rampart_core::Counter::EventsAccepted, n);
+                    crate::events::EventsAccepted { input: "source", count: n }.emit(&self.metrics);
                     true
                 }
                 Err(_) => false,

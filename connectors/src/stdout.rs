@@ -6,7 +6,8 @@
 use crate::error::ConnectorError;
 use crate::ndjson::event_line;
 use crate::sink::Sink;
-use rampart_core::{Alert, Counter, Event, Metrics, Stage};
+use crate::events::{AlertsWritten, EventsWritten, OutputWriteFailed};
+use rampart_core::{Alert, Event, Metrics};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::Arc;
@@ -83,7 +84,7 @@ impl<W: Write + Send> StdoutOutput<W> {
         let res = self.out.write_all(&self.buf).and_then(|()| self.out.flush());
         self.buf.clear();
         res.map_err(|source| {
-            self.metrics.add(Counter::OutputErrors, 1);
+            OutputWriteFailed { output: "stdout", error: &source }.emit(&self.metrics);
             ConnectorError::Write { component: "stdout", path: "<stdout>".into(), source }
         })
     }
@@ -122,10 +123,7 @@ impl<W: Write + Send> Sink for StdoutOutput<W> {
             }
         }
         self.emit()?;
-        self.metrics.add(Counter::EventsWritten, events.len() as u64);
-        for e in events {
-            self.metrics.record_since(Stage::AcceptToWritten, e.accepted_ns);
-        }
+        EventsWritten { output: "stdout", events }.emit(&self.metrics);
         Ok(())
     }
 
@@ -142,7 +140,7 @@ impl<W: Write + Send> Sink for StdoutOutput<W> {
             self.buf.push(b'\n');
         }
         self.emit()?;
-        self.metrics.add(Counter::AlertsWritten, alerts.len() as u64);
+        AlertsWritten { output: "stdout", count: alerts.len() as u64 }.emit(&self.metrics);
         Ok(())
     }
 }
@@ -151,7 +149,7 @@ impl<W: Write + Send> Sink for StdoutOutput<W> {
 mod tests {
     use super::*;
     use crate::ndjson::tests::{alert, event};
-    use rampart_core::EventTime;
+    use rampart_core::{Counter, EventTime};
 
     #[test]
     fn alerts_by_default_events_on_request_pretty_on_request() {

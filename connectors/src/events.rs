@@ -1,0 +1,99 @@
+//! Telemetry, named once: each struct's `emit` writes the `tracing` line and the metric
+//! together, so a log line and its counter cannot drift apart. Nothing per event is logged
+//! above `debug`; a rejected record is a `warn` only while the caller says it is among the
+//! first few (inputs keep a bounded list of them for their report).
+
+use rampart_core::{Counter, Event, Metrics, Stage};
+use std::sync::Arc;
+
+/// A source handed `count` events to the pipeline.
+pub struct EventsAccepted<'a> {
+    /// The input (`file`, `http`, `demo`).
+    pub input: &'a str,
+    /// How many.
+    pub count: u64,
+}
+
+impl EventsAccepted<'_> {
+    /// Counts `rampart_events_accepted_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::trace!(input = self.input, count = self.count, "events accepted");
+        metrics.add(Counter::EventsAccepted, self.count);
+    }
+}
+
+/// A record was rejected (not JSON, not an object, too large).
+pub struct RecordInvalid<'a> {
+    /// The input.
+    pub input: &'a str,
+    /// Where and why (`path:line:column: message`).
+    pub message: &'a str,
+    /// How many records this stands for (an HTTP request reports them together).
+    pub count: u64,
+    /// Log at `warn` (the first few) rather than `debug`.
+    pub loud: bool,
+}
+
+impl RecordInvalid<'_> {
+    /// Counts `rampart_events_invalid_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        if self.loud {
+            tracing::warn!(input = self.input, "{}", self.message);
+        } else {
+            tracing::debug!(input = self.input, "{}", self.message);
+        }
+        metrics.add(Counter::EventsInvalid, self.count);
+    }
+}
+
+/// An output durably wrote a batch of events.
+pub struct EventsWritten<'a> {
+    /// The output (`file`, `stdout`).
+    pub output: &'a str,
+    /// The events.
+    pub events: &'a [Arc<Event>],
+}
+
+impl EventsWritten<'_> {
+    /// Counts `rampart_events_written_total` and records each event's accept-to-written
+    /// latency.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::trace!(output = self.output, count = self.events.len(), "events written");
+        metrics.add(Counter::EventsWritten, self.events.len() as u64);
+        for e in self.events {
+            metrics.record_since(Stage::AcceptToWritten, e.accepted_ns);
+        }
+    }
+}
+
+/// An output durably wrote a batch of alerts.
+pub struct AlertsWritten<'a> {
+    /// The output.
+    pub output: &'a str,
+    /// How many.
+    pub count: u64,
+}
+
+impl AlertsWritten<'_> {
+    /// Counts `rampart_alerts_written_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::debug!(output = self.output, count = self.count, "alerts written");
+        metrics.add(Counter::AlertsWritten, self.count);
+    }
+}
+
+/// An output failed to write a batch.
+pub struct OutputWriteFailed<'a> {
+    /// The output.
+    pub output: &'a str,
+    /// The OS error.
+    pub error: &'a std::io::Error,
+}
+
+impl OutputWriteFailed<'_> {
+    /// Counts `rampart_output_errors_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::warn!(output = self.output, "write failed: {}", self.error);
+        metrics.add(Counter::OutputErrors, 1);
+    }
+}
