@@ -4,14 +4,14 @@
 use crate::plan::{KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
-use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold};
+use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, ThresholdOp};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Compiles `rules` into one dataflow and starts `cfg.workers` workers.
 ///
 /// Fails on an invalid configuration or a rule the engine cannot run (a correlation
-/// referencing a non-detection, a threshold that is not "at least n").
+/// referencing a non-detection, which validation already rejects).
 pub fn start(rules: Arc<RuleSet>, cfg: EngineConfig, metrics: Arc<Metrics>) -> Result<Engine, EngineError> {
     let plan = compile(&rules, cfg.max_refs)?;
     start_plan(plan, cfg, metrics)
@@ -28,29 +28,12 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The smallest value meeting a threshold. Crossing detection needs a threshold of the
-/// form "at least n" (`gte`, `gt`); anything met by arbitrarily small values only (`lt`,
-/// `lte`, `eq`) has no upward crossing and is rejected.
-fn min_value(t: &Threshold) -> Option<u64> {
-    const HUGE: u64 = 1 << 48;
-    if !t.is_met(HUGE) {
-        return None;
+/// The smallest value meeting a threshold: crossings are "from below n to at least n".
+fn min_value(t: &Threshold) -> u64 {
+    match t.op {
+        ThresholdOp::Gte => t.value,
+        ThresholdOp::Gt => t.value.saturating_add(1),
     }
-    let (mut lo, mut hi) = (0u64, HUGE);
-    // Invariant: is_met(hi); lo is 0 or not met.
-    if t.is_met(0) {
-        return Some(1);
-    }
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        if t.is_met(mid) {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    // Monotone from there on, or it is not "at least n".
-    (hi..hi.saturating_add(64)).all(|v| t.is_met(v)).then_some(hi)
 }
 
 /// Builds the plan. Matching and rendering call back into the shared rule set, so nothing
@@ -83,11 +66,7 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                     CorrelationType::EventCount => Measure::Events,
                     CorrelationType::ValueCount { field } => Measure::Distinct(field.clone()),
                 };
-                let threshold = min_value(&c.threshold).ok_or_else(|| EngineError::Rule {
-                    rule: rule.id.clone(),
-                    reason: "only `gte`/`gt` conditions can fire on a crossing".into(),
-                })?;
-                KindPlan::Correlation { measure, group_by: c.group_by.clone(), window_ms: ms(c.timespan), threshold }
+                KindPlan::Correlation { measure, group_by: c.group_by.clone(), window_ms: ms(c.timespan), threshold: min_value(&c.threshold) }
             }
         };
         plans.push(RulePlan {

@@ -18,6 +18,9 @@ use std::thread::Thread;
 /// A batch of events on its way to one worker.
 pub(crate) type Batch = Vec<Arc<Event>>;
 
+/// A batch with the channel of the worker it goes to.
+type Routed = (flume::Sender<Batch>, Batch);
+
 /// State shared by every handle and every worker.
 pub(crate) struct Shared {
     state: Mutex<State>,
@@ -79,7 +82,7 @@ impl Shared {
     }
 
     /// Filters late events, advances the watermark and picks the worker for a batch.
-    fn prepare(&self, batch: Batch) -> Result<(Option<(flume::Sender<Batch>, Batch)>, EventTime), EngineError> {
+    fn prepare(&self, batch: Batch) -> Result<(Option<Routed>, EventTime), EngineError> {
         let mut st = self.state.lock();
         let st = &mut *st;
         let Some(senders) = &st.senders else { return Err(EngineError::Closed) };

@@ -12,7 +12,7 @@
 //! - `plan`: the rules as the dataflow sees them: plain data and two closures per rule.
 //! - `dataflow`: the operators one worker runs (match, windowed counts, suppress, emit).
 //! - [`handle`]: the watermark, late-event filtering and the bounded per-worker channels.
-//! - [`error`]: [`EngineError`].
+//! - [`error`]: the [`EngineError`] type.
 //!
 //! Workers park when idle and are unparked by the handle, so an idle engine costs nothing
 //! and a batch is picked up within microseconds.
@@ -23,13 +23,13 @@
 //! lateness plus microseconds of processing; callers that want alerts sooner on quiet
 //! input call [`Handle::advance_to`] with the wall clock (a processing-time tick).
 
-// mod compile; // enabled once rampart-rules exposes its API
+mod compile;
 mod dataflow;
 pub mod error;
 pub mod handle;
 mod plan;
 
-// pub use compile::{replay, start};
+pub use compile::{replay, start};
 pub use error::EngineError;
 pub use flume;
 pub use handle::Handle;
