@@ -211,3 +211,6 @@ pub async fn run_with_sinks<E: PipelineEngine>(spec: PipelineSpec, sinks: Vec<Bo
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod engine_e2e;
