@@ -251,3 +251,17 @@ fn rejects_zero_workers() {
     let err = start_plan(plan(), cfg(0, 0), Arc::new(Metrics::new())).unwrap_err();
     assert!(matches!(err, EngineError::Config(_)), "{err}");
 }
+
+#[test]
+fn engine_and_handle_cross_threads() {
+    fn check<T: Send + 'static>() {}
+    fn shared<T: Send + Sync + 'static>() {}
+    check::<Engine>();
+    shared::<Handle>();
+    shared::<EngineError>();
+    // Handle::send's future may move between executor threads.
+    fn future_is_send(h: Handle) -> impl std::future::Future<Output = Result<(), EngineError>> + Send {
+        async move { h.send(Vec::new()).await }
+    }
+    let _ = future_is_send;
+}
