@@ -22,4 +22,5 @@ pub mod output;
 pub mod pipeline;
 
 pub use error::PipelineError;
-pub use pipeline::{run_pipeline, EngineFeed, PipelineEngine, PipelineReport, PipelineSpec};
+pub use input::InputReport;
+pub use pipeline::{run_pipeline, run_with_sinks, EngineFeed, PipelineEngine, PipelineReport, PipelineSpec};
