@@ -154,6 +154,7 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
             give(Routed::Alert(Candidate {
                 time: event.time.0,
                 slot: index,
+                // Detections have no group: their `suppress` applies to the rule as a whole.
                 key: Vec::new(),
                 payload: Payload::Detection { event: event.id.0, summary, accepted_ns: event.accepted_ns },
             }));

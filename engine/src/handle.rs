@@ -6,6 +6,11 @@
 //! and only then publishes it to every worker, so a worker that sees a watermark has the
 //! batches that produced it in its channel already (it reads the watermark *before*
 //! draining, then advances its input to it).
+//!
+//! The watermark travels as a shared atomic plus an unpark rather than as an `Advance`
+//! message in every worker's channel: a message would have to wait behind a full channel
+//! (stalling the sender on a worker it is not even feeding) and would queue one copy per
+//! batch per worker, while the atomic only ever holds the newest value and never blocks.
 
 use crate::dataflow::Counters;
 use crate::EngineError;
