@@ -85,7 +85,7 @@ pub struct FileStats {
 /// with what was read so far, when `ctx.shutdown` fires.
 pub async fn run(cfg: &FileConfig, mut ctx: SourceContext) -> Result<FileStats, ConnectorError> {
     let reader: Box<dyn AsyncRead + Unpin + Send> = if cfg.path == "-" {
-        Box::new(tokio::io::stdin())
+        Box::new(stdin_pipe())
     } else {
         let f = tokio::fs::File::open(&cfg.path).await.map_err(|source| ConnectorError::Open { component: "file", path: cfg.path.clone(), source })?;
         Box::new(f)
@@ -135,6 +135,62 @@ pub async fn read(cfg: &FileConfig, mut reader: impl AsyncRead + Unpin, ctx: &mu
     flush(ctx, &mut batch, &mut stats).await;
     tracing::debug!(path = %shown, accepted = stats.accepted, invalid = stats.invalid, "file input finished");
     Ok(stats)
+}
+
+/// Standard input through a detached thread and an in-memory pipe.
+///
+/// `tokio::io::stdin` reads on the runtime's blocking pool, and a blocked read there cannot
+/// be cancelled: after Ctrl-C the runtime would hang on exit until the user pressed enter.
+/// A plain thread blocked on stdin does not hold the runtime; it ends with the process.
+fn stdin_pipe() -> tokio::io::DuplexStream {
+    let (reader, mut writer) = tokio::io::duplex(256 * 1024);
+    let spawned = std::thread::Builder::new().name("rampart-stdin".into()).spawn(move || {
+        use std::io::Read;
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!("cannot read stdin: {e}");
+                    break;
+                }
+            };
+            // The pipe wakes its reader without a runtime, so a plain executor will do.
+            if block_on_here(writer.write_all(&buf[..n])).is_err() {
+                break; // the reader is gone (shutdown)
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the stdin reader thread: {e}");
+    }
+    reader
+}
+
+/// Drives one future to completion on the current thread (only the pipe's own wakers
+/// are involved, so no runtime is needed).
+fn block_on_here<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park();
+    }
 }
 
 async fn flush(ctx: &mut SourceContext, batch: &mut Vec<rampart_core::Event>, stats: &mut FileStats) -> bool {
@@ -241,6 +297,23 @@ mod tests {
         let stats = tokio::time::timeout(std::time::Duration::from_secs(5), task).await.unwrap().unwrap().unwrap();
         assert_eq!(stats, FileStats::default());
         assert!(rx.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_thread_feeding_the_pipe_is_read_to_the_end() {
+        // What `stdin_pipe` does, with a fixed input instead of the terminal.
+        let (reader, mut writer) = tokio::io::duplex(16);
+        let feeder = std::thread::spawn(move || {
+            use tokio::io::AsyncWriteExt;
+            for i in 0..200 {
+                block_on_here(writer.write_all(format!("{{\"n\":{i}}}\n").as_bytes())).unwrap();
+            }
+        });
+        let (mut c, rx, _m, _t) = ctx(1000);
+        let stats = read(&FileConfig::new("-"), reader, &mut c).await.unwrap();
+        feeder.join().unwrap();
+        assert_eq!(stats.accepted, 200);
+        assert_eq!(rx.drain().flatten().count(), 200);
     }
 
     #[tokio::test]
