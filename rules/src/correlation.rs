@@ -81,9 +81,9 @@ pub(crate) struct Pending {
 const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases"];
 
 /// Parses `correlation:`; every problem goes to `sink`.
-pub(crate) fn parse(node: &Node, sink: &mut Sink) -> Option<Pending> {
+pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Option<Pending> {
     let Some(map) = node.as_mapping() else {
-        sink.error("R201", pos(node), "correlation", format!("`correlation` must be a mapping, found {}", kind_name(node)));
+        sink.error("R201", key_at, "correlation", format!("`correlation` must be a mapping, found {}", kind_name(node)));
         return None;
     };
     let before = sink.diags.len();
@@ -120,7 +120,7 @@ pub(crate) fn parse(node: &Node, sink: &mut Sink) -> Option<Pending> {
             None
         }
         None => {
-            sink.error("R201", pos(node), "correlation", "correlation has no `type`");
+            sink.error("R201", key_at, "correlation", "correlation has no `type`");
             None
         }
     };
@@ -143,7 +143,7 @@ pub(crate) fn parse(node: &Node, sink: &mut Sink) -> Option<Pending> {
             refs.push((s.as_str().to_string(), l, c));
         }
         Some(other) => sink.error("R201", pos(other), "correlation.rules", "`rules` must be a non-empty list of rule names or ids"),
-        None => sink.error("R201", pos(node), "correlation", "correlation has no `rules`"),
+        None => sink.error("R201", key_at, "correlation", "correlation has no `rules`"),
     }
     // group-by
     let mut group_by = Vec::new();
@@ -178,7 +178,7 @@ pub(crate) fn parse(node: &Node, sink: &mut Sink) -> Option<Pending> {
             None
         }
         None => {
-            sink.error("R201", pos(node), "correlation", "correlation has no `timespan`");
+            sink.error("R201", key_at, "correlation", "correlation has no `timespan`");
             None
         }
     };
@@ -219,11 +219,11 @@ pub(crate) fn parse(node: &Node, sink: &mut Sink) -> Option<Pending> {
                 }
             }
             if threshold.is_none() && !cm.iter().any(|(k, _)| matches!(k.as_str(), "lt" | "lte" | "eq" | "neq" | "gte" | "gt")) {
-                sink.error_hint("R201", pos(node), "correlation.condition", "correlation condition has no threshold", "e.g. `condition: {gte: 10}`");
+                sink.error_hint("R201", key_at, "correlation.condition", "correlation condition has no threshold", "e.g. `condition: {gte: 10}`");
             }
         }
         Some(other) => sink.error_hint("R201", pos(other), "correlation.condition", "`condition` must be a mapping", "e.g. `condition: {gte: 10}`"),
-        None => sink.error("R201", pos(node), "correlation", "correlation has no `condition`"),
+        None => sink.error("R201", key_at, "correlation", "correlation has no `condition`"),
     }
     let kind = match ty.as_deref() {
         Some("event_count") => {
@@ -235,7 +235,7 @@ pub(crate) fn parse(node: &Node, sink: &mut Sink) -> Option<Pending> {
         Some(_) => match field {
             Some((f, _)) => Some(CorrelationType::ValueCount { field: f }),
             None => {
-                sink.error_hint("R201", pos(node), "correlation.condition", "value_count needs the counted field", "e.g. `condition: {field: User, gte: 5}`");
+                sink.error_hint("R201", key_at, "correlation.condition", "value_count needs the counted field", "e.g. `condition: {field: User, gte: 5}`");
                 None
             }
         },

@@ -101,9 +101,9 @@ pub(crate) const MODIFIERS: &[&str] = &[
 ];
 
 /// Compiles `detection:`; all problems go to `sink`. `None` when anything was wrong.
-pub(crate) fn compile(node: &Node, logsource: LogSource, sink: &mut Sink) -> Option<Detection> {
+pub(crate) fn compile(node: &Node, key_at: (usize, usize), logsource: LogSource, sink: &mut Sink) -> Option<Detection> {
     let Some(map) = node.as_mapping() else {
-        sink.error("R100", pos(node), "detection", format!("`detection` must be a mapping of selections and a `condition`, found {}", kind_name(node)));
+        sink.error("R100", key_at, "detection", format!("`detection` must be a mapping of selections and a `condition`, found {}", kind_name(node)));
         return None;
     };
     let before = sink.diags.len();
@@ -125,7 +125,7 @@ pub(crate) fn compile(node: &Node, logsource: LogSource, sink: &mut Sink) -> Opt
     }
     let names: Vec<String> = map.iter().map(|(k, _)| k.as_str().to_string()).filter(|n| n != "condition" && n != "timeframe").collect();
     let Some(cond_node) = cond_node else {
-        sink.error_hint("R100", pos(node), "detection", "`detection` has no `condition`", "add e.g. `condition: selection`");
+        sink.error_hint("R100", key_at, "detection", "`detection` has no `condition`", "add e.g. `condition: selection`");
         return None;
     };
     let condition = compile_condition(cond_node, &names, sink);

@@ -46,7 +46,7 @@ impl Diagnostic {
         let rest: Vec<char> = line.chars().skip(self.column.saturating_sub(1)).collect();
         let mut n = 0;
         for (i, c) in rest.iter().enumerate() {
-            let stop = c.is_whitespace() || *c == ':' || *c == ',' || (i > 0 && (*c == '|' || *c == ')' || *c == '('));
+            let stop = c.is_whitespace() || matches!(c, ':' | ',' | ']' | '}') || (i > 0 && matches!(c, '|' | ')' | '(' | '\'' | '"'));
             if stop && i > 0 {
                 break;
             }

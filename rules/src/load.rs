@@ -9,7 +9,7 @@ use crate::yaml::{self, kind_name, pos, spos, Sink};
 use crate::{ExpectedAlert, Rule, RuleKind, RuleSet, RuleTest, SourceLoc};
 use marked_yaml::types::MarkedMappingNode;
 use marked_yaml::Node;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 const KNOWN_KEYS: &[&str] = &[
@@ -117,7 +117,8 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics
     let mut sinks: Vec<Sink> = sources.iter().map(|(f, t)| Sink::new(f, t)).collect();
     let mut cands: Vec<Candidate> = Vec::new();
     // Ids of documents that had errors, so references to them say so instead of "unknown".
-    let mut broken: HashSet<String> = HashSet::new();
+    // Value: (file index, line, "file:line") to order and name the first definition.
+    let mut broken: HashMap<String, (usize, usize, String)> = HashMap::new();
     for (fi, (file, text)) in sources.iter().enumerate() {
         let sink = &mut sinks[fi];
         for (di, doc) in yaml::split_documents(text).iter().enumerate() {
@@ -135,14 +136,17 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics
             match parsed {
                 Some(c) if after == before => cands.push(Candidate { file: fi, ..c }),
                 Some(c) => {
-                    broken.insert(c.rule.id.clone());
+                    let at = (fi, doc.line, format!("{file}:{}", doc.line));
+                    broken.entry(c.rule.id.clone()).or_insert_with(|| at.clone());
                     if let Some(n) = c.rule.name {
-                        broken.insert(n);
+                        broken.entry(n).or_insert(at);
                     }
                 }
                 None => {
-                    if let Some(id) = &sink.rule_id {
-                        broken.insert(id.clone());
+                    let at = (fi, doc.line, format!("{file}:{}", doc.line));
+                    let name = node.as_mapping().and_then(|m| m.get_scalar("name")).map(|s| s.as_str().to_string());
+                    for key in sink.rule_id.clone().into_iter().chain(name) {
+                        broken.entry(key).or_insert_with(|| at.clone());
                     }
                 }
             }
@@ -157,9 +161,14 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics
             .chain(cands[i].rule.name.clone().filter(|n| *n != cands[i].rule.id).map(|n| (n, cands[i].name_at, "name")))
             .collect();
         for (key, at, what) in keys {
-            if let Some(&j) = by_key.get(&key) {
-                if j != i {
-                    let first = format!("{}:{}", cands[j].rule.loc.file, cands[j].rule.loc.line);
+            let earlier_broken = broken.get(&key).filter(|(f, l, _)| (*f, *l) < (cands[i].file, cands[i].rule.loc.line)).map(|b| b.2.clone());
+            let first = match by_key.get(&key) {
+                Some(&j) if j != i => Some(format!("{}:{}", cands[j].rule.loc.file, cands[j].rule.loc.line)),
+                Some(_) => None,
+                None => earlier_broken,
+            };
+            if let Some(first) = first {
+                {
                     let sink = &mut sinks[cands[i].file];
                     sink.rule_id = Some(cands[i].rule.id.clone());
                     sink.error_hint("R006", at, what, format!("duplicate rule {what} `{key}`"), format!("first defined at {first}"));
@@ -196,7 +205,7 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics
                     format!("`{r}` is a correlation rule; chained correlations are not supported yet"),
                     "reference detection rules only",
                 ),
-                _ if broken.contains(r) => sink.error_hint(
+                _ if broken.contains_key(r) => sink.error_hint(
                     "R202",
                     (*line, *col),
                     "correlation.rules",
@@ -365,8 +374,8 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
             sink.error_hint("R002", pos(c), "correlation", "a rule has either `detection` or `correlation`, not both", "split it into two documents with `---`");
             None
         }
-        (Some(d), None) => detection::compile(d, logsource, sink).map(Body::Detection),
-        (None, Some(c)) => correlation::parse(c, sink).map(Body::Correlation),
+        (Some(d), None) => detection::compile(d, yaml::key_pos(map, "detection").unwrap_or(at_doc), logsource, sink).map(Body::Detection),
+        (None, Some(c)) => correlation::parse(c, yaml::key_pos(map, "correlation").unwrap_or(at_doc), sink).map(Body::Correlation),
         (None, None) => {
             sink.error_hint("R002", at_doc, "", "document is neither a detection rule nor a correlation rule", "add a `detection:` or a `correlation:` section");
             None
@@ -559,4 +568,494 @@ fn parse_expect(e: &Node, path: &str, sink: &mut Sink) -> Option<ExpectedAlert> 
         }
     }
     Some(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CorrelationType, ThresholdOp};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn errs(text: &str) -> Vec<Diagnostic> {
+        match load_str("t.yml", text) {
+            Ok(set) => panic!("expected errors, loaded {} rules", set.len()),
+            Err(d) => d.0.into_iter().filter(|d| d.severity == Severity::Error).collect(),
+        }
+    }
+
+    fn one_err(text: &str) -> Diagnostic {
+        let e = errs(text);
+        assert_eq!(e.len(), 1, "expected one error, got: {}", Diagnostics(e.clone()));
+        e.into_iter().next().unwrap()
+    }
+
+    fn ok(text: &str) -> RuleSet {
+        match load_str("t.yml", text) {
+            Ok(s) => s,
+            Err(d) => panic!("unexpected errors:\n{d}"),
+        }
+    }
+
+    /// A detection rule around `detection` (indented two spaces already).
+    fn det(detection: &str) -> crate::Detection {
+        let set = ok(&format!("title: t\nid: r1\ndetection:\n{detection}"));
+        match &set.rules[0].kind {
+            RuleKind::Detection(d) => d.clone(),
+            RuleKind::Correlation(_) => panic!("not a detection"),
+        }
+    }
+
+    fn m(d: &crate::Detection, doc: serde_json::Value) -> bool {
+        d.matches_doc(doc.as_object().unwrap())
+    }
+
+    #[test]
+    fn parses_a_detection_rule() {
+        let set = ok(concat!(
+            "# leading comment\n",
+            "title: SSH root login\n",
+            "id: abc-1\n",
+            "name: ssh_root\n",
+            "level: high\n",
+            "tags: [attack.t1078, attack.initial_access]\n",
+            "logsource: {product: linux, service: sshd}\n",
+            "detection:\n",
+            "  selection:\n",
+            "    details.username: root\n",
+            "  condition: selection\n",
+            "suppress: 10m\n"
+        ));
+        assert_eq!(set.len(), 1);
+        let r = set.get("abc-1").unwrap();
+        assert_eq!(set.index_of("abc-1"), Some(0));
+        assert_eq!(r.name.as_deref(), Some("ssh_root"));
+        assert_eq!(r.title, "SSH root login");
+        assert_eq!(r.severity, "ERROR");
+        assert_eq!(r.category, "detection");
+        assert_eq!(r.tags, vec!["attack.t1078", "attack.initial_access"]);
+        assert_eq!(r.suppress, Some(Duration::from_secs(600)));
+        assert_eq!(r.loc, crate::SourceLoc { file: "t.yml".into(), line: 2 });
+        assert!(r.generate);
+        assert_eq!(r.summary.render(&|_| None), "SSH root login");
+        let RuleKind::Detection(d) = &r.kind else { panic!() };
+        assert_eq!(d.logsource.product.as_deref(), Some("linux"));
+        assert_eq!(d.logsource.service.as_deref(), Some("sshd"));
+        assert!(m(d, json!({"details": {"username": "ROOT"}})));
+        assert!(!m(d, json!({"details": {"username": "bob"}})));
+        assert!(set.warnings.is_empty());
+    }
+
+    #[test]
+    fn severity_level_category_and_id_defaults() {
+        let base = "detection:\n  s:\n    a: 1\n  condition: s\n";
+        let cases = [("informational", "INFO"), ("low", "NOTICE"), ("medium", "WARNING"), ("high", "ERROR"), ("critical", "CRITICAL")];
+        for (level, sev) in cases {
+            let set = ok(&format!("title: t\nlevel: {level}\n{base}"));
+            assert_eq!(set.rules[0].severity, sev);
+            assert_eq!(set.rules[0].id, "t.yml#0", "no id and no name: file#index");
+        }
+        let set = ok(&format!("title: t\n{base}"));
+        assert_eq!(set.rules[0].severity, "WARNING");
+        let set = ok(&format!("title: t\nname: nm\nlevel: low\nseverity: critical\ncategory: bruteforce\n{base}"));
+        assert_eq!(set.rules[0].id, "nm");
+        assert_eq!(set.rules[0].severity, "CRITICAL", "explicit severity wins, any case");
+        assert_eq!(set.rules[0].category, "bruteforce");
+        let e = one_err(&format!("title: t\nlevel: severe\n{base}"));
+        assert_eq!((e.code, e.line, e.column), ("R007", 2, 8));
+        let e = one_err(&format!("title: t\nseverity: loud\n{base}"));
+        assert_eq!((e.code, e.line, e.column), ("R008", 2, 11));
+        let e = one_err(&format!("title: t\nsuppress: often\n{base}"));
+        assert_eq!((e.code, e.line, e.column), ("R009", 2, 11));
+        let e = one_err(&format!("id: x\n{base}"));
+        assert_eq!((e.code, e.line, e.rule_id.as_deref()), ("R003", 1, Some("x")));
+    }
+
+    #[test]
+    fn unknown_modifier_points_at_the_modifier() {
+        let text = "title: t\nid: r1\ndetection:\n  selection:\n    summary|contians: 'Failed password'\n  condition: selection\n";
+        let e = one_err(text);
+        assert_eq!((e.code, e.line, e.column), ("R104", 5, 12));
+        assert_eq!(e.key_path, "detection.selection.summary|contians");
+        assert_eq!(e.rule_id.as_deref(), Some("r1"));
+        assert!(e.message.contains("did you mean `contains`"), "{}", e.message);
+        assert!(e.hint.as_deref().unwrap().contains("startswith"));
+        let shown = e.to_string();
+        assert!(shown.contains("error[R104]: unknown modifier `contians`"), "{shown}");
+        assert!(shown.contains("--> t.yml:5:12 (rule r1, detection.selection.summary|contians)"), "{shown}");
+        assert!(shown.contains("5 |     summary|contians: 'Failed password'\n  |            ^^^^^^^^^\n"), "{shown}");
+        assert!(shown.contains("= hint: valid modifiers:"), "{shown}");
+    }
+
+    #[test]
+    fn condition_errors_carry_their_column() {
+        let base = "title: t\ndetection:\n  selection:\n    a: 1\n";
+        let e = one_err(&format!("{base}  condition: selection and nope\n"));
+        assert_eq!((e.code, e.line, e.column), ("R111", 5, 28));
+        assert_eq!(e.key_path, "detection.condition");
+        let e = one_err(&format!("{base}  condition: 'selection and nope'\n"));
+        assert_eq!((e.code, e.line, e.column), ("R111", 5, 29), "quotes are skipped");
+        let e = one_err(&format!("{base}  condition: 1 of sel_*\n"));
+        assert_eq!((e.code, e.line, e.column), ("R112", 5, 19));
+        let e = one_err(&format!("{base}  condition: selection | count() by host > 5\n"));
+        assert_eq!((e.code, e.line, e.column), ("R113", 5, 24));
+        assert!(e.hint.unwrap().contains("correlation: type: event_count"));
+        let e = one_err(&format!("{base}  condition:\n    - selection\n    - nope\n"));
+        assert_eq!((e.code, e.line, e.column, e.key_path.as_str()), ("R111", 7, 7, "detection.condition[1]"));
+        let e = one_err(&format!("{base}  timeframe: 5m\n  condition: selection\n"));
+        assert_eq!(e.code, "R113");
+        let e = one_err("title: t\ndetection:\n  selection:\n    a: 1\n");
+        assert_eq!((e.code, e.line, e.column), ("R100", 2, 1));
+    }
+
+    #[test]
+    fn value_errors_point_at_the_value() {
+        let e = one_err("title: t\ndetection:\n  s:\n    a|re: 'foo(bar'\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R105", 4, 11));
+        assert!(e.message.contains("invalid regular expression"));
+        let e = one_err("title: t\ndetection:\n  s:\n    ip|cidr:\n      - 10.0.0.0/8\n      - 10.0.0.300/8\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R106", 6, 9));
+        let e = one_err("title: t\ndetection:\n  s:\n    n|gt: many\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R107", 4, 11));
+        let e = one_err("title: t\ndetection:\n  s:\n    n|exists: maybe\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R108", 4, 15));
+        let e = one_err("title: t\ndetection:\n  s:\n    n|expand: '%list%'\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R109", 4, 6));
+        assert!(e.message.contains("placeholders need configured lists"));
+        let e = one_err("title: t\ndetection:\n  s:\n    n|contains|startswith: x\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R109", 4, 15));
+        let e = one_err("title: t\ndetection:\n  s:\n    n|re|contains: x\n  condition: s\n");
+        assert_eq!(e.code, "R109");
+        let e = one_err("title: t\ndetection:\n  s:\n    n:\n      x: 1\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R102", 5, 7));
+    }
+
+    #[test]
+    fn unknown_top_level_keys() {
+        let e = errs("title: t\ndetetion:\n  s:\n    a: 1\n  condition: s\n");
+        assert_eq!(e[0].code, "R005");
+        assert_eq!((e[0].line, e[0].column), (2, 1));
+        assert_eq!(e[0].message, "unknown key `detetion`, did you mean `detection`?");
+        let set = ok("title: t\nsimulation: [x]\nregression_tests_path: a/b\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        assert_eq!(set.warnings.len(), 2);
+        assert!(set.warnings.iter().all(|w| w.severity == Severity::Warning && w.code == "W001"));
+        assert_eq!(set.warnings[0].line, 2);
+    }
+
+    #[test]
+    fn yaml_syntax_errors_have_positions() {
+        let e = one_err("title: t\ndetection:\n  s:\n    a: [1, 2\n  condition: s\n");
+        assert_eq!(e.code, "R001");
+        assert!(e.line >= 4, "{e:?}");
+        let e = one_err("title: t\ntitle: u\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R001", 2, 1));
+        assert!(e.message.contains("duplicate key `title`"));
+        let e = one_err("- a\n- b\n");
+        assert_eq!(e.code, "R001");
+    }
+
+    #[test]
+    fn all_problems_are_reported_in_one_run() {
+        let a = "title: a\nid: a\ndetection:\n  s:\n    x|contians: 1\n    y|re: '('\n  condition: s and t\n---\ntitle: b\nid: b\nlevel: huge\ndetection:\n  s:\n    x: 1\n  condition: s\n---\ntitle: c\nid: c\ndetection:\n  s:\n    x: 1\n  condition: s\n";
+        let b = "title: d\nid: a\ndetection:\n  s:\n    x: 1\n  condition: s\n";
+        let d = load_sources(&[("a.yml".into(), a.into()), ("b.yml".into(), b.into())]).unwrap_err();
+        let got: Vec<(&str, &str, usize, usize)> = d.errors().map(|e| (e.file.as_str(), e.code, e.line, e.column)).collect();
+        assert_eq!(
+            got,
+            vec![("a.yml", "R104", 5, 6), ("a.yml", "R105", 6, 11), ("a.yml", "R111", 7, 20), ("a.yml", "R007", 11, 8), ("b.yml", "R006", 2, 5)]
+        );
+        let rule_ids: Vec<_> = d.errors().map(|e| e.rule_id.clone().unwrap_or_default()).collect();
+        assert_eq!(rule_ids, vec!["a", "a", "a", "b", "a"]);
+        assert!(d.to_string().ends_with("5 error(s), 0 warning(s)"));
+    }
+
+    const FAILED: &str = "title: Failed login\nid: 11111111-0000-0000-0000-000000000001\nname: failed_login\ndetection:\n  s:\n    details.success: false\n  condition: s\n";
+
+    #[test]
+    fn multi_document_correlation_by_name_and_generate() {
+        let text = format!(
+            "{FAILED}---\ntitle: Unrelated\nid: other\ndetection:\n  s:\n    x: 1\n  condition: s\n---\n\
+title: Brute force\nid: bf\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  group-by: [details.sourceipaddress]\n  timespan: 5m\n  condition: {{gte: 10}}\n\
+summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} failures'\n"
+        );
+        let set = ok(&text);
+        assert_eq!(set.len(), 3);
+        let bf = set.get("bf").unwrap();
+        assert_eq!(bf.loc.line, 16);
+        assert_eq!(bf.category, "correlation");
+        assert!(bf.generate);
+        let RuleKind::Correlation(c) = &bf.kind else { panic!() };
+        assert_eq!(c.kind, CorrelationType::EventCount);
+        assert_eq!(c.rules, vec![0]);
+        assert_eq!(c.group_by, vec![rampart_core::FieldPath::new("details.sourceipaddress")]);
+        assert_eq!(c.timespan, Duration::from_secs(300));
+        assert_eq!((c.threshold.op, c.threshold.value), (ThresholdOp::Gte, 10));
+        assert!(!set.rules[0].generate, "referenced without generate: true");
+        assert!(set.rules[1].generate, "unreferenced detection alerts on its own");
+        let with_gen = text.replace("timespan: 5m", "timespan: 5m\n  generate: true");
+        assert!(ok(&with_gen).rules[0].generate);
+    }
+
+    #[test]
+    fn correlation_by_id_across_files_and_value_count() {
+        let corr = "title: Spray\nid: spray\ncorrelation:\n  type: value_count\n  rules:\n    - 11111111-0000-0000-0000-000000000001\n  group-by:\n    - src\n  timespan: 1h 30m\n  condition:\n    field: User\n    gt: 4\nsummary: '{{ value }} users from {{src}}'\n";
+        let set = load_sources(&[("c.yml".into(), corr.into()), ("d.yml".into(), FAILED.into())]).unwrap();
+        let RuleKind::Correlation(c) = &set.rules[0].kind else { panic!() };
+        assert_eq!(c.rules, vec![1]);
+        assert_eq!(c.kind, CorrelationType::ValueCount { field: rampart_core::FieldPath::new("User") });
+        assert_eq!(c.timespan, Duration::from_secs(5400));
+        assert_eq!(c.threshold.op, ThresholdOp::Gt);
+        assert!(!set.rules[1].generate);
+    }
+
+    #[test]
+    fn correlation_errors() {
+        let corr = |body: &str| format!("{FAILED}---\ntitle: C\nid: c\ncorrelation:\n{body}");
+        let e = one_err(&corr("  type: event_count\n  rules: [nope]\n  timespan: 5m\n  condition: {gte: 3}\n"));
+        assert_eq!((e.code, e.line, e.column), ("R202", 13, 11));
+        assert_eq!(e.rule_id.as_deref(), Some("c"));
+        let e = one_err(&corr("  type: temporal\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
+        assert_eq!((e.code, e.line, e.column), ("R200", 12, 9));
+        assert_eq!(e.message, "correlation type `temporal` is not supported yet");
+        let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition:\n    lt: 3\n"));
+        assert_eq!((e.code, e.line, e.column), ("R204", 16, 5));
+        assert!(e.hint.unwrap().contains("timer-driven absence"));
+        let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition:\n    gte: 3\n    lte: 9\n"));
+        assert_eq!(e.code, "R204");
+        let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: soon\n  condition: {gte: 3}\n"));
+        assert_eq!((e.code, e.line, e.column), ("R205", 14, 13));
+        let e = one_err(&corr("  type: value_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
+        assert_eq!(e.code, "R201");
+        let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\nsummary: '{{ details.username }} x'\n"));
+        assert_eq!((e.code, e.line, e.column), ("R301", 16, 14));
+        assert!(e.hint.unwrap().contains("count, value, rule.title"));
+        // Chained correlation.
+        let chained = format!("{}---\ntitle: D\nid: d\ncorrelation:\n  type: event_count\n  rules: [c]\n  timespan: 5m\n  condition: {{gte: 3}}\n", corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
+        let e = one_err(&chained);
+        assert_eq!(e.code, "R203");
+        // Reference to a rule that failed to load.
+        let broken = format!("{}---\ntitle: C\nid: c\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {{gte: 3}}\n", FAILED.replace("success: false", "success|nope: false"));
+        let e = errs(&broken);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].code, "R202");
+        assert!(e[1].message.contains("has errors"), "{}", Diagnostics(e.clone()));
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let e = one_err(&format!("{FAILED}---\n{}", FAILED.replace("name: failed_login", "name: other")));
+        assert_eq!((e.code, e.line, e.column), ("R006", 10, 5));
+        assert!(e.hint.unwrap().contains("t.yml:1"));
+    }
+
+    #[test]
+    fn templates_in_detection_rules() {
+        let set = ok("title: t\ndetection:\n  s:\n    a: 1\n  condition: s\nsummary: 'user {{ details.user }} on {{hostname}}'\n");
+        assert_eq!(set.rules[0].summary.fields(), vec!["details.user", "hostname"]);
+        let e = one_err("title: t\ndetection:\n  s:\n    a: 1\n  condition: s\nsummary: 'user {{ details.user'\n");
+        assert_eq!((e.code, e.line, e.column), ("R300", 6, 16));
+    }
+
+    #[test]
+    fn in_file_tests_are_parsed_strictly() {
+        let base = "title: t\nid: r\ndetection:\n  s:\n    a: 1\n  condition: s\n";
+        let set = ok(&format!(
+            "{base}tests:\n  - name: fires\n    events:\n      - {{\"a\": 1, \"b\": {{\"c\": 'x'}}}}\n    expect:\n      - {{rule: r, group: {{src: 10.0.0.1}}, value: 3, summary: hi}}\n  - name: quiet\n    events: []\n    expect: []\n"
+        ));
+        let tests = &set.rules[0].tests;
+        assert_eq!(tests.len(), 2);
+        assert_eq!(tests[0].name, "fires");
+        assert_eq!(tests[0].events, vec![json!({"a": 1, "b": {"c": "x"}})]);
+        assert_eq!(tests[0].loc.line, 8);
+        let x = &tests[0].expect[0];
+        assert_eq!(x.rule.as_deref(), Some("r"));
+        assert_eq!(x.group.get("src"), Some(&json!("10.0.0.1")));
+        assert_eq!(x.value, Some(3));
+        assert_eq!(x.summary.as_deref(), Some("hi"));
+        assert!(tests[1].expect.is_empty());
+        let e = errs(&format!("{base}tests:\n  - name: x\n    event: []\n    expect: [{{valu: 3}}]\n"));
+        let codes: Vec<_> = e.iter().map(|d| (d.code, d.line, d.column)).collect();
+        assert_eq!(codes, vec![("R400", 9, 5), ("R400", 8, 5), ("R400", 10, 15)]);
+    }
+
+    #[test]
+    fn both_or_neither_section() {
+        let e = one_err("title: t\ndescription: nothing\n");
+        assert_eq!((e.code, e.line), ("R002", 1));
+        let e = one_err("title: t\ndetection:\n  s:\n    a: 1\n  condition: s\ncorrelation:\n  type: event_count\n");
+        assert_eq!(e.code, "R002");
+    }
+
+    // ---- matching semantics ----
+
+    #[test]
+    fn contains_startswith_endswith_all() {
+        let d = det("  s:\n    cmd|contains: 'ShadowCopy'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "vssadmin delete shadowcopy /all"})));
+        assert!(!m(&d, json!({"cmd": "vssadmin list"})));
+        let d = det("  s:\n    cmd|startswith: 'C:\\Windows\\'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "c:\\windows\\system32\\cmd.exe"})));
+        assert!(!m(&d, json!({"cmd": "d:\\c:\\windows\\"})));
+        let d = det("  s:\n    img|endswith:\n      - '\\cmd.exe'\n      - '\\powershell.exe'\n  condition: s\n");
+        assert!(m(&d, json!({"img": "C:\\Windows\\System32\\PowerShell.exe"})));
+        assert!(!m(&d, json!({"img": "C:\\cmd.exe.bak"})));
+        let d = det("  s:\n    cmd|contains|all:\n      - ' -enc '\n      - 'bypass'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "powershell -ExecutionPolicy Bypass -enc AAA "})));
+        assert!(!m(&d, json!({"cmd": "powershell -enc AAA"})));
+    }
+
+    #[test]
+    fn regex_cidr_exists_compare_cased_fieldref() {
+        let d = det("  s:\n    cmd|re: '^ab+c$'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "abbbc"})));
+        assert!(!m(&d, json!({"cmd": "ABC"})), "re is case-sensitive");
+        let d = det("  s:\n    cmd|re|i: '^ab+c$'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "ABC"})));
+        let d = det("  s:\n    cmd|re|m: '^x$'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "a\nx\nb"})));
+        let d = det("  s:\n    cmd|re|s: 'a.b'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "a\nb"})));
+        let d = det("  s:\n    ip|cidr:\n      - 10.0.0.0/8\n      - '2001:db8::/32'\n  condition: s\n");
+        assert!(m(&d, json!({"ip": "10.1.2.3"})));
+        assert!(m(&d, json!({"ip": "2001:db8::1"})));
+        assert!(!m(&d, json!({"ip": "11.0.0.1"})));
+        assert!(!m(&d, json!({"ip": "not an ip"})));
+        let d = det("  s:\n    user|exists: true\n  condition: s\n");
+        assert!(m(&d, json!({"user": "x"})));
+        assert!(!m(&d, json!({"other": "x"})));
+        let d = det("  s:\n    user|exists: false\n  condition: s\n");
+        assert!(m(&d, json!({"other": "x"})));
+        assert!(!m(&d, json!({"user": ""})));
+        for (op, yes, no) in [("gt", 6, 5), ("gte", 5, 4), ("lt", 4, 5), ("lte", 5, 6)] {
+            let d = det(&format!("  s:\n    n|{op}: 5\n  condition: s\n"));
+            assert!(m(&d, json!({"n": yes})), "{op} {yes}");
+            assert!(m(&d, json!({"n": yes.to_string()})), "{op} numeric string");
+            assert!(!m(&d, json!({"n": no})), "{op} {no}");
+            assert!(!m(&d, json!({"n": "abc"})));
+        }
+        let d = det("  s:\n    user|cased: Admin\n  condition: s\n");
+        assert!(m(&d, json!({"user": "Admin"})));
+        assert!(!m(&d, json!({"user": "admin"})));
+        let d = det("  s:\n    src|fieldref: dst\n  condition: s\n");
+        assert!(m(&d, json!({"src": "a", "dst": "a"})));
+        assert!(!m(&d, json!({"src": "a", "dst": "b"})));
+        assert!(!m(&d, json!({"src": "a"})));
+    }
+
+    #[test]
+    fn windash_and_base64_family() {
+        let d = det("  s:\n    cmd|windash|contains: ' -enc '\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "powershell /enc AAA"})));
+        assert!(m(&d, json!({"cmd": "powershell \u{2013}enc AAA"})));
+        assert!(!m(&d, json!({"cmd": "powershell enc AAA"})));
+        let d = det("  s:\n    cmd|base64|contains: 'http://'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "echo aHR0cDovLw== | base64 -d"})));
+        assert!(!m(&d, json!({"cmd": "echo AHR0cDovLw=="})), "base64 is case-sensitive");
+        let d = det("  s:\n    cmd|base64offset|contains: '/bin/sh'\n  condition: s\n");
+        for prefix in ["", "a", "ab"] {
+            let enc = crate::detection::base64(format!("{prefix}/bin/sh -i").as_bytes());
+            assert!(m(&d, json!({ "cmd": enc })), "prefix {prefix:?}");
+        }
+        assert!(!m(&d, json!({"cmd": crate::detection::base64(b"/usr/bin/id")})));
+        let d = det("  s:\n    cmd|wide|base64offset|contains: 'IEX'\n  condition: s\n");
+        let wide: Vec<u8> = "x IEX(".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        assert!(m(&d, json!({ "cmd": crate::detection::base64(&wide) })));
+        assert!(!m(&d, json!({ "cmd": crate::detection::base64(b"x IEX(") })));
+    }
+
+    #[test]
+    fn null_empty_absent_numbers_booleans_arrays() {
+        let d = det("  s:\n    user: null\n  condition: s\n");
+        assert!(m(&d, json!({})));
+        assert!(m(&d, json!({"user": null})));
+        assert!(!m(&d, json!({"user": ""})));
+        let d = det("  s:\n    user: ''\n  condition: s\n");
+        assert!(m(&d, json!({"user": ""})));
+        assert!(!m(&d, json!({})));
+        assert!(!m(&d, json!({"user": null})));
+        assert!(!m(&d, json!({"user": "x"})));
+        let d = det("  s:\n    port: 4444\n  condition: s\n");
+        assert!(m(&d, json!({"port": 4444})));
+        assert!(m(&d, json!({"port": 4444.0})));
+        assert!(m(&d, json!({"port": "4444"})));
+        assert!(!m(&d, json!({"port": 44444})));
+        let d = det("  s:\n    port: '4444'\n  condition: s\n");
+        assert!(m(&d, json!({"port": 4444})), "string pattern compares with the number's text");
+        let d = det("  s:\n    port|startswith: 44\n  condition: s\n");
+        assert!(m(&d, json!({"port": 4480})));
+        let d = det("  s:\n    ok: false\n  condition: s\n");
+        assert!(m(&d, json!({"ok": false})));
+        assert!(m(&d, json!({"ok": "False"})));
+        assert!(!m(&d, json!({"ok": true})));
+        assert!(!m(&d, json!({})));
+        let d = det("  s:\n    tags: admin\n  condition: s\n");
+        assert!(m(&d, json!({"tags": ["x", "Admin"]})));
+        assert!(!m(&d, json!({"tags": ["x", "y"]})));
+        let d = det("  s:\n    a.b.c: deep\n  condition: s\n");
+        assert!(m(&d, json!({"a": {"b": {"c": "deep"}}})));
+        assert!(m(&d, json!({"a.b": {"c": "deep"}})));
+    }
+
+    #[test]
+    fn wildcards_and_escapes_in_rules() {
+        let d = det("  s:\n    cmd: 'net* user ?dmin'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "net.exe user admin"})));
+        assert!(m(&d, json!({"cmd": "NET USER Admin"})));
+        assert!(!m(&d, json!({"cmd": "net user aadmin"})));
+        let d = det("  s:\n    cmd: 'what\\?'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "what?"})));
+        assert!(!m(&d, json!({"cmd": "whats"})));
+        let d = det("  s:\n    cmd|contains: '\\*'\n  condition: s\n");
+        assert!(m(&d, json!({"cmd": "a*b"})));
+        assert!(!m(&d, json!({"cmd": "ab"})));
+    }
+
+    #[test]
+    fn selection_shapes_and_condition_forms() {
+        // list of maps = OR of ANDs
+        let d = det("  s:\n    - a: 1\n      b: 2\n    - c: 3\n  condition: s\n");
+        assert!(m(&d, json!({"a": 1, "b": 2})));
+        assert!(m(&d, json!({"c": 3})));
+        assert!(!m(&d, json!({"a": 1})));
+        // keywords: substring over every string value, recursively
+        let d = det("  keywords:\n    - 'mimikatz'\n    - 'sekurlsa*logon'\n  condition: keywords\n");
+        assert!(m(&d, json!({"summary": "ran MimiKatz.exe"})));
+        assert!(m(&d, json!({"details": {"argv": ["x", "sekurlsa::logonpasswords"]}})));
+        assert!(!m(&d, json!({"details": {"mimikatz": "key names are not searched"}})));
+        // condition forms
+        let base = "  sel:\n    a: 1\n  filter_x:\n    b: 1\n  filter_y:\n    c: 1\n  _h:\n    d: 1\n";
+        let cases: [(&str, serde_json::Value, bool); 8] = [
+            ("sel and not 1 of filter_*", json!({"a": 1}), true),
+            ("sel and not 1 of filter_*", json!({"a": 1, "c": 1}), false),
+            ("all of filter_*", json!({"b": 1, "c": 1}), true),
+            ("all of filter_*", json!({"b": 1}), false),
+            ("1 of them", json!({"d": 1}), false),
+            ("all of them", json!({"a": 1, "b": 1, "c": 1}), true),
+            ("2 of them", json!({"a": 1, "c": 1}), true),
+            ("(sel or _h) and filter_x", json!({"d": 1, "b": 1}), true),
+        ];
+        for (cond, doc, want) in cases {
+            let d = det(&format!("{base}  condition: {cond}\n"));
+            assert_eq!(m(&d, doc.clone()), want, "{cond} on {doc}");
+        }
+        let d = det(&format!("{base}  condition:\n    - sel\n    - filter_y\n"));
+        assert!(m(&d, json!({"c": 1})), "a condition list is an OR");
+        assert!(!m(&d, json!({"b": 1})));
+    }
+
+    #[test]
+    fn library_detection_tests_hold_on_raw_events() {
+        let lib = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("library");
+        let set = load_paths(&[lib]).unwrap();
+        let mut checked = 0;
+        for r in &set.rules {
+            let RuleKind::Detection(d) = &r.kind else { continue };
+            for t in &r.tests {
+                let hits = t.events.iter().filter(|e| d.matches_doc(e.as_object().unwrap())).count();
+                assert_eq!(hits > 0, !t.expect.is_empty(), "{}: test `{}`", r.id, t.name);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "only {checked} detection tests found");
+    }
 }

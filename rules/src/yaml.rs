@@ -81,9 +81,29 @@ pub(crate) fn parse_document(doc: &Document) -> Result<Node, (usize, usize, Stri
     })
 }
 
-/// Line and column (1-based) where a node starts.
+/// Line and column (1-based) where a node starts. yaml-rust2 marks a block collection
+/// where its first token was recognised (after the first key), so collections are
+/// located by their first entry instead.
 pub(crate) fn pos(node: &Node) -> (usize, usize) {
+    match node {
+        Node::Mapping(m) => {
+            if let Some((k, _)) = m.iter().next() {
+                return spos(k);
+            }
+        }
+        Node::Sequence(s) => {
+            if let Some(first) = s.iter().next() {
+                return pos(first);
+            }
+        }
+        Node::Scalar(_) => {}
+    }
     node.span().start().map(|m| (m.line(), m.column())).unwrap_or((0, 0))
+}
+
+/// Position of `key` itself in a mapping (falls back to the mapping's position).
+pub(crate) fn key_pos(map: &marked_yaml::types::MarkedMappingNode, key: &str) -> Option<(usize, usize)> {
+    map.iter().find(|(k, _)| k.as_str() == key).map(|(k, _)| spos(k))
 }
 
 /// Line and column of a scalar (keys are scalars too).
