@@ -61,7 +61,7 @@ pub struct FieldCond {
 
 impl FieldCond {
     fn matches(&self, doc: &Map<String, Value>) -> bool {
-        let v = self.field.lookup_event(doc);
+        let v = lookup(&self.field, doc);
         let lookup = |p: &FieldPath| p.lookup_event(doc).cloned();
         if self.all {
             self.values.iter().all(|m| m.matches(v, &lookup))
@@ -69,6 +69,21 @@ impl FieldCond {
             self.values.iter().any(|m| m.matches(v, &lookup))
         }
     }
+}
+
+/// Field lookup with the same answer as [`rampart_core::Event::get`], but trying the plain
+/// nested walk first: it is what core would find first, and it allocates nothing (core's
+/// literal-dotted-key fallback builds joined keys).
+fn lookup<'a>(path: &FieldPath, doc: &'a Map<String, Value>) -> Option<&'a Value> {
+    let mut segs = path.segments().iter();
+    let mut cur = segs.next().and_then(|s| doc.get(s.as_str()));
+    for s in segs {
+        cur = match cur {
+            Some(Value::Object(o)) => o.get(s.as_str()),
+            _ => None,
+        };
+    }
+    cur.or_else(|| path.lookup_event(doc))
 }
 
 impl Selection {
@@ -467,13 +482,18 @@ fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink)
     Some(variants.into_iter().map(|t| ValueMatcher::Str(compile_str(tokenize(&t), anchor, mods.cased))).collect())
 }
 
-/// Sigma `windash`: a `-` or `/` that starts a word may be written with any dash or slash
-/// (`-`, `/`, en dash, em dash, horizontal bar). We substitute one replacement for all
-/// positions at once (5 variants) rather than the full cross product.
+/// Sigma `windash`: a `-` or `/` that starts a word (not preceded by a word character,
+/// followed by one) may be written with any dash or slash (`-`, `/`, en dash, em dash,
+/// horizontal bar). We substitute one replacement for all positions at once (5 variants)
+/// rather than pySigma's cross product: mixed spellings in one command line are rare and
+/// the product grows as 5^n.
 fn windash(text: &str) -> Vec<String> {
     let chars: Vec<char> = text.chars().collect();
     let starts: Vec<usize> = (0..chars.len())
-        .filter(|&i| matches!(chars[i], '-' | '/') && (i == 0 || chars[i - 1].is_whitespace()) && chars.get(i + 1).is_some_and(|c| c.is_alphanumeric()))
+        .filter(|&i| {
+            let word = |c: &char| c.is_alphanumeric() || *c == '_';
+            matches!(chars[i], '-' | '/') && (i == 0 || !word(&chars[i - 1])) && chars.get(i + 1).is_some_and(word)
+        })
         .collect();
     if starts.is_empty() {
         return vec![text.to_string()];
@@ -560,5 +580,6 @@ mod tests {
         assert!(v.contains(&"/enc foo /c".to_string()));
         assert!(v.contains(&"\u{2013}enc foo \u{2013}c".to_string()));
         assert_eq!(windash("a-b"), vec!["a-b".to_string()]);
+        assert!(windash("\"-enc").contains(&"\"/enc".to_string()), "a quote is a word boundary");
     }
 }

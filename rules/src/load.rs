@@ -886,6 +886,39 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         assert_eq!(e.code, "R002");
     }
 
+    #[test]
+    fn load_paths_walks_directories_sorted_and_reports_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let rule = |id: &str| format!("title: {id}\nid: {id}\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        std::fs::write(dir.path().join("b.yml"), rule("b")).unwrap();
+        std::fs::write(dir.path().join("a.yaml"), rule("a")).unwrap();
+        std::fs::write(sub.join("c.yml"), rule("c")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a rule").unwrap();
+        let set = load_paths(&[dir.path()]).unwrap();
+        let ids: Vec<&str> = set.rules.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+        assert!(set.rules[2].loc.file.ends_with("sub/c.yml"));
+        let missing = dir.path().join("missing.yml");
+        let d = load_paths(&[dir.path().join("b.yml"), missing]).unwrap_err();
+        let e: Vec<_> = d.errors().collect();
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].code, e[0].line), ("R000", 0));
+        assert!(e[0].file.ends_with("missing.yml"));
+    }
+
+    #[test]
+    fn nested_lookup_fast_path_agrees_with_core() {
+        let d = det("  s:\n    details.user: bob\n  condition: s\n");
+        assert!(m(&d, json!({"details": {"user": "bob"}})));
+        assert!(m(&d, json!({"details.user": "bob"})), "literal dotted key");
+        assert!(m(&d, json!({"details": {"x": 1}, "details.user": "bob"})), "nested miss falls back to core");
+        let d = det("  s:\n    user: bob\n  condition: s\n");
+        assert!(m(&d, json!({"details": {"user": "bob"}})), "MozDef details fallback");
+        assert!(!m(&d, json!({"details": {"user": "alice"}})));
+    }
+
     // ---- matching semantics ----
 
     #[test]
