@@ -1,7 +1,7 @@
 //! Detection rules: `detection:` selections and condition, compiled to [`Detection`].
 
 use crate::condition::{self, Cond};
-use crate::matcher::{compile_str, tokenize, Anchor, NumOp, StrMatch, ValueMatcher};
+use crate::matcher::{compile_str, scalar_text, tokenize, Anchor, Hay, NumOp, StrMatch, ValueMatcher};
 use crate::yaml::{kind_name, pos, spos, Sink};
 use marked_yaml::types::MarkedScalarNode;
 use marked_yaml::Node;
@@ -60,6 +60,8 @@ pub struct FieldCond {
     /// Empty field name (`'|all': [...]`): the values are keywords searched in every
     /// string of the event, like a keyword list.
     pub keyword: bool,
+    /// Every value is a string pattern: the event value is prepared once for all of them.
+    str_only: bool,
 }
 
 impl FieldCond {
@@ -69,6 +71,12 @@ impl FieldCond {
             return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
         }
         let v = lookup(&self.field, doc);
+        if self.str_only && !self.all {
+            return v.is_some_and(|v| any_scalar(v, &|text| {
+                let hay = Hay::new(text);
+                self.values.iter().any(|m| matches!(m, ValueMatcher::Str(s) if s.is_match_hay(&hay)))
+            }));
+        }
         let lookup = |p: &FieldPath| p.lookup_event(doc).cloned();
         if self.all {
             self.values.iter().all(|m| m.matches(v, &lookup))
@@ -90,7 +98,30 @@ fn lookup<'a>(path: &FieldPath, doc: &'a Map<String, Value>) -> Option<&'a Value
             _ => None,
         };
     }
-    cur.or_else(|| path.lookup_event(doc))
+    if cur.is_some() {
+        return cur;
+    }
+    if let [only] = path.segments() {
+        // What core does for a one-segment miss, minus its repeated lookups of the same key:
+        // the only remaining place is `details.<name>` (unless the name is `details`).
+        if only == "details" {
+            return None;
+        }
+        return match doc.get("details") {
+            Some(Value::Object(d)) => d.get(only.as_str()),
+            _ => None,
+        };
+    }
+    path.lookup_event(doc)
+}
+
+/// Applies `f` to the text of a scalar, or of any scalar element of an array.
+fn any_scalar(v: &Value, f: &dyn Fn(&str) -> bool) -> bool {
+    match v {
+        Value::String(s) => f(s),
+        Value::Array(a) => a.iter().any(|x| !x.is_array() && any_scalar(x, f)),
+        other => scalar_text(other).is_some_and(|t| f(&t)),
+    }
 }
 
 fn any_leaf(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
@@ -424,7 +455,8 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         sink.error("R109", kpos, path, "`all` with `windash`/`base64offset` is not supported yet");
         return None;
     }
-    Some(FieldCond { field: FieldPath::new(field), values: out, all: mods.all, keyword })
+    let str_only = out.iter().all(|m| matches!(m, ValueMatcher::Str(_)));
+    Some(FieldCond { field: FieldPath::new(field), values: out, all: mods.all, keyword, str_only })
 }
 
 fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {

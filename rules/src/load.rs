@@ -1055,6 +1055,19 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
     }
 
     #[test]
+    fn string_lists_share_one_prepared_value() {
+        let d = det("  s:\n    user:\n      - 'ÄDMIN'\n      - root\n  condition: s\n");
+        assert!(m(&d, json!({"user": ["x", "ädmin"]})));
+        assert!(m(&d, json!({"user": "ROOT"})));
+        assert!(!m(&d, json!({"user": ["x", ["root"]]})), "nested arrays are not flattened");
+        assert!(!m(&d, json!({"user": {"name": "root"}})));
+        let d = det("  s:\n    n|startswith:\n      - '1'\n      - 'tr'\n  condition: s\n");
+        assert!(m(&d, json!({"n": 12})));
+        assert!(m(&d, json!({"n": true})));
+        assert!(!m(&d, json!({"n": null})));
+    }
+
+    #[test]
     fn wildcards_and_escapes_in_rules() {
         let d = det("  s:\n    cmd: 'net* user ?dmin'\n  condition: s\n");
         assert!(m(&d, json!({"cmd": "net.exe user admin"})));

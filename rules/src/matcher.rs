@@ -103,17 +103,33 @@ fn as_f64(v: &Value) -> Option<f64> {
     }
 }
 
+/// An event string prepared once for many [`StrMatch`]es: its ASCII-ness is checked once and
+/// a non-ASCII string is lowercased at most once, on first need.
+pub(crate) struct Hay<'a> {
+    text: &'a str,
+    ascii: bool,
+    lower: std::cell::OnceCell<String>,
+}
+
+impl<'a> Hay<'a> {
+    pub(crate) fn new(text: &'a str) -> Hay<'a> {
+        Hay { text, ascii: text.is_ascii(), lower: std::cell::OnceCell::new() }
+    }
+}
+
 impl StrMatch {
     /// Does `hay` match? Allocation-free when `hay` is ASCII or the match is cased.
     pub fn is_match(&self, hay: &str) -> bool {
+        self.is_match_hay(&Hay::new(hay))
+    }
+
+    pub(crate) fn is_match_hay(&self, hay: &Hay<'_>) -> bool {
         if self.cased {
-            return self.match_bytes(hay.as_bytes(), false);
-        }
-        if hay.is_ascii() {
-            self.match_bytes(hay.as_bytes(), true)
+            self.match_bytes(hay.text.as_bytes(), false)
+        } else if hay.ascii {
+            self.match_bytes(hay.text.as_bytes(), true)
         } else {
-            let lower = hay.to_lowercase();
-            self.match_bytes(lower.as_bytes(), false)
+            self.match_bytes(hay.lower.get_or_init(|| hay.text.to_lowercase()).as_bytes(), false)
         }
     }
 
