@@ -483,9 +483,8 @@ fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink)
         };
     }
     if mods.re {
-        let mut flags = mods.re_flags.clone();
+        let flags = &mods.re_flags;
         let pattern = if flags.is_empty() { text.to_string() } else { format!("(?{flags}){text}") };
-        flags.clear();
         return match regex::Regex::new(&pattern) {
             Ok(re) => Some(vec![ValueMatcher::Regex(re)]),
             Err(e) => {

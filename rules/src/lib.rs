@@ -16,6 +16,25 @@
 //! - [`template`]: [`Template`], alert summaries with `{{ field }}` placeholders.
 //! - [`error`]: [`Diagnostic`]s with file, line, column, rule id, key path, code and hint.
 //!
+//! ```
+//! let set = rampart_rules::load_str("ssh.yml", r#"
+//! title: SSH login as root
+//! id: ssh-root
+//! detection:
+//!   selection:
+//!     details.username: root
+//!     summary|contains: 'Accepted password'
+//!   condition: selection
+//! "#).expect("valid rule");
+//! let rampart_rules::RuleKind::Detection(det) = &set.rules[0].kind else { unreachable!() };
+//! let event = serde_json::json!({"summary": "accepted password for root", "details": {"username": "root"}});
+//! assert!(det.matches_doc(event.as_object().expect("object")));
+//!
+//! let err = rampart_rules::load_str("bad.yml", "title: t\ndetection:\n  s:\n    a|contians: x\n  condition: s\n").unwrap_err();
+//! assert_eq!(err.0[0].code, "R104");
+//! assert_eq!((err.0[0].line, err.0[0].column), (4, 6));
+//! ```
+//!
 //! Diagnostic codes (stable): R000 unreadable file, R001 YAML syntax, R002 document shape,
 //! R003 missing/ill-typed key, R005 unknown key that looks like a typo, W001 unknown key,
 //! R006 duplicate id/name, R007 level, R008 severity, R009 suppress, R100 detection shape,

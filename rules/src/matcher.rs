@@ -221,7 +221,7 @@ fn glob(hay: &[u8], toks: &[GlobTok], ci: bool) -> bool {
 
 impl ValueMatcher {
     /// Does the (possibly absent) field value satisfy this matcher? Arrays match when any
-    /// element does. `doc` is needed only for `fieldref`.
+    /// element does. `lookup` resolves other fields, for `fieldref` only.
     pub fn matches(&self, value: Option<&Value>, lookup: &dyn Fn(&rampart_core::FieldPath) -> Option<Value>) -> bool {
         match self {
             ValueMatcher::Null => matches!(value, None | Some(Value::Null)),
