@@ -30,7 +30,7 @@ fn sigmahq_corpus_loads() {
     }
     files.sort();
     assert!(files.len() > 3000, "expected ~3,800 rules, found {}", files.len());
-    let (mut loaded, mut refused) = (0usize, 0usize);
+    let (mut loaded, mut refused, mut warnings) = (0usize, 0usize, 0usize);
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
     let mut examples: BTreeMap<String, String> = BTreeMap::new();
     for f in &files {
@@ -38,6 +38,7 @@ fn sigmahq_corpus_loads() {
         match rampart_rules::load_str(&f.display().to_string(), &text) {
             Ok(set) => {
                 assert!(!set.is_empty(), "{} loaded no rule", f.display());
+                warnings += set.warnings.len();
                 loaded += 1;
             }
             Err(d) => {
@@ -56,7 +57,7 @@ fn sigmahq_corpus_loads() {
         }
     }
     let total = loaded + refused;
-    println!("SigmaHQ corpus: {total} files, {loaded} loaded, {refused} refused");
+    println!("SigmaHQ corpus: {total} files, {loaded} loaded ({warnings} warnings), {refused} refused");
     let mut by_count: Vec<_> = reasons.iter().collect();
     by_count.sort_by(|a, b| b.1.cmp(a.1));
     for (reason, n) in by_count {
