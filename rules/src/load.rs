@@ -224,7 +224,15 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics
         resolved.insert(ci, idx);
     }
 
-    let mut all: Vec<Diagnostic> = sinks.into_iter().flat_map(|s| s.diags).collect();
+    // Within a file, in source order (keys are checked in a fixed order, not as written).
+    let mut all: Vec<Diagnostic> = sinks
+        .into_iter()
+        .flat_map(|s| {
+            let mut d = s.diags;
+            d.sort_by_key(|d| (d.line, d.column));
+            d
+        })
+        .collect();
     if all.iter().any(|d| d.severity == Severity::Error) {
         // Errors first, in file order; warnings after them.
         all.sort_by_key(|d| d.severity == Severity::Warning);
@@ -287,6 +295,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
 
     // Unknown top-level keys: a near miss of a known key is a typo (error), anything else
     // is a custom key (SigmaHQ has several) and only warned about.
+    let mut misspelt_section = false;
     for (k, _) in map.iter() {
         let key = k.as_str();
         if KNOWN_KEYS.contains(&key) {
@@ -294,7 +303,10 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
         }
         let near = KNOWN_KEYS.iter().min_by_key(|c| strsim::levenshtein(c, key)).filter(|c| strsim::levenshtein(c, key) <= 2);
         match near {
-            Some(n) => sink.error_hint("R005", spos(k), key, format!("unknown key `{key}`, did you mean `{n}`?"), format!("rename it to `{n}`")),
+            Some(n) => {
+                misspelt_section |= *n == "detection" || *n == "correlation";
+                sink.error_hint("R005", spos(k), key, format!("unknown key `{key}`, did you mean `{n}`?"), format!("rename it to `{n}`"))
+            }
             None => sink.push(Severity::Warning, "W001", spos(k), key, format!("unknown key `{key}` is ignored"), None),
         }
     }
@@ -376,6 +388,8 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
         }
         (Some(d), None) => detection::compile(d, yaml::key_pos(map, "detection").unwrap_or(at_doc), logsource, sink).map(Body::Detection),
         (None, Some(c)) => correlation::parse(c, yaml::key_pos(map, "correlation").unwrap_or(at_doc), sink).map(Body::Correlation),
+        // A misspelt section was already reported; "neither" would only repeat it.
+        (None, None) if misspelt_section => None,
         (None, None) => {
             sink.error_hint("R002", at_doc, "", "document is neither a detection rule nor a correlation rule", "add a `detection:` or a `correlation:` section");
             None
@@ -418,7 +432,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
             }
             Err(e) => {
                 let at = sink.inside(spos(s), e.offset);
-                sink.error("R300", at, "summary", e.message);
+                sink.error_hint("R300", at, "summary", e.message, "placeholders look like `{{ details.sourceipaddress }}`");
                 Template::literal(&title)
             }
         },
@@ -732,10 +746,11 @@ mod tests {
 
     #[test]
     fn unknown_top_level_keys() {
-        let e = errs("title: t\ndetetion:\n  s:\n    a: 1\n  condition: s\n");
-        assert_eq!(e[0].code, "R005");
-        assert_eq!((e[0].line, e[0].column), (2, 1));
-        assert_eq!(e[0].message, "unknown key `detetion`, did you mean `detection`?");
+        let e = one_err("title: t\ndetetion:\n  s:\n    a: 1\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R005", 2, 1));
+        assert_eq!(e.message, "unknown key `detetion`, did you mean `detection`?");
+        let e = one_err("title: t\nlevle: high\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        assert_eq!((e.code, e.message.as_str()), ("R005", "unknown key `levle`, did you mean `level`?"));
         let set = ok("title: t\nsimulation: [x]\nregression_tests_path: a/b\ndetection:\n  s:\n    a: 1\n  condition: s\n");
         assert_eq!(set.warnings.len(), 2);
         assert!(set.warnings.iter().all(|w| w.severity == Severity::Warning && w.code == "W001"));
@@ -875,7 +890,7 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         assert!(tests[1].expect.is_empty());
         let e = errs(&format!("{base}tests:\n  - name: x\n    event: []\n    expect: [{{valu: 3}}]\n"));
         let codes: Vec<_> = e.iter().map(|d| (d.code, d.line, d.column)).collect();
-        assert_eq!(codes, vec![("R400", 9, 5), ("R400", 8, 5), ("R400", 10, 15)]);
+        assert_eq!(codes, vec![("R400", 8, 5), ("R400", 9, 5), ("R400", 10, 15)]);
     }
 
     #[test]
