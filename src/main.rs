@@ -1,1 +1,296 @@
-fn main() {}
+//! `rampart`: the command line. It parses arguments, loads and validates configuration and
+//! rules, and wires connectors, actors and the engine together (see `docs/architecture.md`).
+//!
+//! Modules: [`config`] (the YAML service config), [`library`] (the embedded rule library),
+//! [`ruletest`] (`rules test`), [`pipeline`] (run / replay / demo wiring).
+
+mod config;
+mod library;
+mod pipeline;
+mod ruletest;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rampart_rules::RuleSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Rampart: a streaming security event engine. Sigma rules, event-time correlation,
+/// alerts in milliseconds.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about, long_about = None, after_help = "Start with `rampart demo`. Manual: docs/ in the repository.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: inputs → normalization → rules and correlation → outputs, until Ctrl-C.
+    ///
+    /// With no --config, runs the embedded default: HTTP input on 127.0.0.1:8080
+    /// (POST /events, GET /metrics), the shipped rules, events and alerts as NDJSON files
+    /// under ./data, alerts also on stdout.
+    Run {
+        /// Configuration file (YAML). See docs/configuration.md.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Rule files or directories (overrides the config's `rules`).
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+    },
+    /// Replay events from a file (or stdin) through the rules in event time; print alerts as
+    /// NDJSON on stdout and exit when the input ends and every window has closed.
+    Replay {
+        /// Rule files or directories; default: the shipped library.
+        #[arg(long = "rules", value_name = "PATH", num_args = 1..)]
+        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        engine: EngineArgs,
+        /// Also write the normalized events (and alerts) as daily NDJSON files here.
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// NDJSON or concatenated JSON events; `-` for stdin.
+        #[arg(default_value = "-")]
+        input: PathBuf,
+    },
+    /// Rule files: validate, test.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+    /// Configuration files: validate.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run the engine on built-in realistic traffic with attacks in it (SSH brute force,
+    /// password spraying, port scan, sudo abuse, web scanning, promiscuous mode) and print
+    /// the alerts as they fire.
+    Demo {
+        /// Events per second.
+        #[arg(long, default_value_t = 500)]
+        rate: u64,
+        /// Stop after this long (e.g. `90s`); default: until Ctrl-C.
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<Duration>,
+        /// Random seed for the traffic.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Dataflow worker threads.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Allowed lateness; the generator is in order, so the demo uses a short one.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        lateness: Duration,
+        /// Also serve the HTTP input and /metrics on this address (e.g. 127.0.0.1:8080).
+        #[arg(long, value_name = "ADDR")]
+        http: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Parse and validate rule files; report every problem with file, line and column.
+    Validate {
+        /// Rule files or directories; default: the shipped library.
+        paths: Vec<PathBuf>,
+    },
+    /// Run the `tests:` inside rule files through the engine.
+    Test {
+        /// Rule files or directories; default: the shipped library.
+        paths: Vec<PathBuf>,
+        /// Dataflow worker threads for each test.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Parse and validate a configuration file (and the rules it names).
+    Validate {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
+
+/// Engine options shared by `run` and `replay`.
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// Dataflow worker threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Allowed lateness in event time (e.g. `30s`, `1m`); events older than the newest
+    /// event minus this are counted as late and not correlated. Default 1m.
+    #[arg(long, value_parser = parse_duration)]
+    lateness: Option<Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    rampart_core::time::parse_duration(s)
+}
+
+/// Exit codes: 0 success, 1 a failure at run time or failing rule tests, 2 invalid input
+/// (rules, configuration, arguments).
+const EXIT_INVALID: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Loads rules from paths, or the embedded library when `paths` is empty. Warnings go to
+/// stderr; errors are returned rendered.
+pub fn load_rules(paths: &[PathBuf]) -> std::result::Result<Arc<RuleSet>, String> {
+    let loaded = if paths.is_empty() { rampart_rules::load_sources(&library::sources()) } else { rampart_rules::load_paths(paths) };
+    match loaded {
+        Ok(set) => {
+            for w in &set.warnings {
+                eprintln!("{w}");
+            }
+            Ok(Arc::new(set))
+        }
+        Err(diags) => Err(diags.to_string()),
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Rules { command: RulesCommand::Validate { paths } } => {
+            let rules = match load_rules(&paths) {
+                Ok(r) => r,
+                Err(text) => {
+                    eprint!("{text}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            let correlations = rules.rules.iter().filter(|r| matches!(r.kind, rampart_rules::RuleKind::Correlation(_))).count();
+            println!(
+                "ok: {} rules ({} detections, {} correlations), {} warnings",
+                rules.len(),
+                rules.len() - correlations,
+                correlations,
+                rules.warnings.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules { command: RulesCommand::Test { paths, workers } } => {
+            let rules = match load_rules(&paths) {
+                Ok(r) => r,
+                Err(text) => {
+                    eprint!("{text}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            let outcomes = ruletest::run_all(&rules, workers.max(1))?;
+            let mut failed = 0;
+            for o in &outcomes {
+                if o.passed() {
+                    println!("ok      {} — {} ({})", o.rule_title, o.test, o.location);
+                } else {
+                    failed += 1;
+                    println!("FAILED  {} — {} ({})", o.rule_title, o.test, o.location);
+                    for f in &o.failures {
+                        println!("        {f}");
+                    }
+                }
+            }
+            let untested: Vec<_> = rules.rules.iter().filter(|r| r.tests.is_empty()).map(|r| r.title.as_str()).collect();
+            println!("\n{} passed, {} failed", outcomes.len() - failed, failed);
+            if !untested.is_empty() {
+                println!("rules without tests: {}", untested.len());
+            }
+            Ok(if failed == 0 && !outcomes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Config { command: ConfigCommand::Validate { file } } => {
+            let cfg = match config::Config::load(&file) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            if let Err(text) = load_rules(&cfg.rules) {
+                eprint!("{text}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+            println!("ok: {} ({} inputs, {} outputs)", file.display(), cfg.inputs.len(), cfg.outputs.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run { config, engine, rules } => {
+            let mut cfg = match &config {
+                Some(path) => match config::Config::load(path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e:#}");
+                        return Ok(ExitCode::from(EXIT_INVALID));
+                    }
+                },
+                None => config::Config::embedded_default(),
+            };
+            if !rules.is_empty() {
+                cfg.rules = rules;
+            }
+            if let Some(w) = engine.workers {
+                cfg.engine.workers = w;
+            }
+            if let Some(l) = engine.lateness {
+                cfg.engine.lateness = l;
+            }
+            let rules = match load_rules(&cfg.rules) {
+                Ok(r) => r,
+                Err(text) => {
+                    eprint!("{text}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            pipeline::run(cfg, rules).context("rampart run")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay { rules, engine, data_dir, input } => {
+            let rules = match load_rules(&rules) {
+                Ok(r) => r,
+                Err(text) => {
+                    eprint!("{text}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            let opts = pipeline::ReplayOptions {
+                workers: engine.workers.unwrap_or(1).max(1),
+                lateness: engine.lateness.unwrap_or(Duration::from_secs(60)),
+                data_dir,
+                input,
+            };
+            let ok = pipeline::replay(opts, rules).context("rampart replay")?;
+            Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Demo { rate, duration, seed, workers, lateness, http } => {
+            let rules = match load_rules(&[]) {
+                Ok(r) => r,
+                Err(text) => {
+                    eprint!("{text}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            pipeline::demo(pipeline::DemoOptions { rate, duration, seed, workers: workers.max(1), lateness, http }, rules).context("rampart demo")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

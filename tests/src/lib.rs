@@ -1,1 +1,29 @@
-//! placeholder
+//! `rampart-tests`: integration tests that span crates or run the built `rampart` binary.
+//! The tests live in `tests/tests/`:
+//!
+//! - `crate_graph.rs`: the dependency map of `STYLE.md` holds (no forbidden edge).
+//! - `golden.rs`: cases under `tests/cases/<case>/` replayed at 1, 2 and 4 workers.
+//! - `cli.rs`: `rampart replay`, `rules validate`, `rules test` and the HTTP input,
+//!   through the real binary.
+//!
+//! This library holds only the helpers those tests share.
+
+use std::path::PathBuf;
+
+/// The workspace root (parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.parent().map(PathBuf::from).unwrap_or(here)
+}
+
+/// Path of the `rampart` binary built by cargo for this test run: `$RAMPART_BIN` when set,
+/// otherwise `target/<profile>/rampart` next to the test executable.
+pub fn rampart_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("RAMPART_BIN") {
+        return PathBuf::from(p);
+    }
+    // The test executable is target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().unwrap_or_default();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
+    profile_dir.join("rampart")
+}

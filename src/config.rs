@@ -1,0 +1,296 @@
+//! The service configuration file (`rampart run --config FILE`): one YAML file that wires
+//! rules, the engine, normalization, inputs and outputs.
+//!
+//! Values may use `${NAME}` or `${NAME:-default}` to read environment variables (for
+//! secrets); an unset variable without a default is an error naming it and its line.
+//! Every section is optional; with no file at all [`Config::embedded_default`] applies:
+//! HTTP input on 127.0.0.1:8080, the shipped rules, NDJSON files under `./data`, alerts on
+//! stdout.
+
+use anyhow::{anyhow, bail, Context, Result};
+use rampart_connectors::{InputConfig, OutputConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Rule files or directories (searched recursively for `*.yml`/`*.yaml`). Empty or
+    /// absent: the shipped library embedded in the binary.
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
+    /// Correlation engine settings.
+    #[serde(default)]
+    pub engine: EngineSection,
+    /// Normalization settings.
+    #[serde(default)]
+    pub normalizer: NormalizerSection,
+    /// Where events come from (`type: http | file | demo`). Default: HTTP on 127.0.0.1:8080.
+    #[serde(default = "default_inputs")]
+    pub inputs: Vec<InputConfig>,
+    /// Where events and alerts go (`type: file | stdout`). Default: files under `./data`
+    /// and alerts on stdout.
+    #[serde(default = "default_outputs")]
+    pub outputs: Vec<OutputConfig>,
+}
+
+/// `engine:` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Dataflow worker threads. Default 1.
+    #[serde(default = "one")]
+    pub workers: usize,
+    /// How late (in event time, behind the newest event) an event may arrive and still be
+    /// correlated, e.g. `30s`, `1m`. Default `1m`.
+    #[serde(default = "default_lateness", with = "humantime_serde_compat")]
+    pub lateness: Duration,
+    /// Most contributing events an alert references. Default 100.
+    #[serde(default = "default_max_refs")]
+    pub max_refs: usize,
+    /// Advance the watermark with the wall clock (now − lateness) so that windows close in
+    /// quiet periods. Default true; turn off when feeding old data into `run`.
+    #[serde(default = "yes")]
+    pub processing_time_watermark: bool,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection { workers: 1, lateness: default_lateness(), max_refs: default_max_refs(), processing_time_watermark: true }
+    }
+}
+
+/// `normalizer:` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizerSection {
+    /// UTC offset for timestamps that carry no zone, e.g. `+02:00`. Default UTC.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// This node's name, written to each event's `mozdefhostname`. Default: the host name.
+    #[serde(default)]
+    pub node_name: Option<String>,
+}
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn default_lateness() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_refs() -> usize {
+    100
+}
+fn default_inputs() -> Vec<InputConfig> {
+    vec![InputConfig::Http(Default::default())]
+}
+fn default_outputs() -> Vec<OutputConfig> {
+    vec![OutputConfig::File(Default::default()), OutputConfig::Stdout(Default::default())]
+}
+
+/// Serde glue: durations as human text (`30s`, `1m`).
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        rampart_core::time::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Config {
+    /// The configuration used when `run` gets no `--config`.
+    pub fn embedded_default() -> Config {
+        Config {
+            rules: Vec::new(),
+            engine: EngineSection::default(),
+            normalizer: NormalizerSection::default(),
+            inputs: default_inputs(),
+            outputs: default_outputs(),
+        }
+    }
+
+    /// Reads, interpolates, parses and validates a configuration file. Every problem found
+    /// by validation is reported together.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
+        Self::parse(&path.display().to_string(), &text)
+    }
+
+    /// Parses configuration text (`name` is used in messages).
+    pub fn parse(name: &str, text: &str) -> Result<Config> {
+        let text = interpolate_env(name, text, |k| std::env::var(k).ok())?;
+        let cfg: Config = marked_yaml::from_yaml(0, &text).map_err(|e| anyhow!("{name}: {}", describe_yaml_error(&e)))?;
+        let problems = cfg.validate();
+        if !problems.is_empty() {
+            bail!("{name}: invalid configuration:\n  - {}", problems.join("\n  - "));
+        }
+        Ok(cfg)
+    }
+
+    /// Every problem in the configuration (empty when valid).
+    pub fn validate(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if self.engine.workers == 0 || self.engine.workers > 256 {
+            p.push(format!("engine.workers: must be between 1 and 256, got {}", self.engine.workers));
+        }
+        if self.engine.max_refs == 0 {
+            p.push("engine.max_refs: must be at least 1".to_string());
+        }
+        if let Some(tz) = &self.normalizer.timezone {
+            if parse_offset(tz).is_none() {
+                p.push(format!("normalizer.timezone: `{tz}` is not a UTC offset like +02:00 or -05:30"));
+            }
+        }
+        if self.inputs.is_empty() {
+            p.push("inputs: at least one input is needed".to_string());
+        }
+        if self.outputs.is_empty() {
+            p.push("outputs: at least one output is needed".to_string());
+        }
+        for (i, input) in self.inputs.iter().enumerate() {
+            p.extend(input.validate().into_iter().map(|m| format!("inputs[{i}]: {m}")));
+        }
+        for (i, output) in self.outputs.iter().enumerate() {
+            p.extend(output.validate().into_iter().map(|m| format!("outputs[{i}]: {m}")));
+        }
+        for r in &self.rules {
+            if !r.exists() {
+                p.push(format!("rules: {} does not exist", r.display()));
+            }
+        }
+        p
+    }
+
+    /// The normalizer settings as core's type.
+    pub fn normalizer_config(&self) -> rampart_core::NormalizerConfig {
+        let mut n = rampart_core::NormalizerConfig::default();
+        if let Some(off) = self.normalizer.timezone.as_deref().and_then(parse_offset) {
+            n.naive_zone = rampart_core::time::NaiveZone(off);
+        }
+        n.node_name = self.normalizer.node_name.clone().unwrap_or_else(node_name);
+        n
+    }
+}
+
+/// This machine's host name, for `mozdefhostname`.
+pub fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "rampart".to_string())
+}
+
+/// Parses `+HH:MM`, `-HH:MM`, `Z` or `UTC`.
+pub fn parse_offset(s: &str) -> Option<chrono::FixedOffset> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    let (sign, rest) = match s.as_bytes().first()? {
+        b'+' => (1, &s[1..]),
+        b'-' => (-1, &s[1..]),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 14 || m > 59 {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (h * 3600 + m * 60))
+}
+
+fn describe_yaml_error(e: &marked_yaml::FromYamlError) -> String {
+    match e {
+        marked_yaml::FromYamlError::ParseYaml(p) => p.to_string(),
+        marked_yaml::FromYamlError::FromNode(n) => {
+            let at = n.start_mark().map(|m| format!("line {}, column {}: ", m.line(), m.column())).unwrap_or_default();
+            let path = n.path().map(|p| format!(" (at `{p}`)")).unwrap_or_default();
+            format!("{at}{}{path}", &**n)
+        }
+    }
+}
+
+/// Replaces `${NAME}` and `${NAME:-default}`; `$${` escapes a literal `${`.
+pub fn interpolate_env(name: &str, text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut missing = Vec::new();
+    for (lineno, line) in text.split_inclusive('\n').enumerate() {
+        let mut rest = line;
+        while let Some(pos) = rest.find("${") {
+            if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
+                out.push_str(&rest[..pos - 1]);
+                out.push_str("${");
+                rest = &rest[pos + 2..];
+                continue;
+            }
+            out.push_str(&rest[..pos]);
+            let Some(end) = rest[pos..].find('}') else {
+                bail!("{name}:{}: unclosed `${{` in `{}`", lineno + 1, line.trim_end());
+            };
+            let inner = &rest[pos + 2..pos + end];
+            let (var, default) = match inner.split_once(":-") {
+                Some((v, d)) => (v, Some(d)),
+                None => (inner, None),
+            };
+            match (lookup(var), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => missing.push(format!("{name}:{}: environment variable `{var}` is not set (write `${{{var}:-default}}` to give a default)", lineno + 1)),
+            }
+            rest = &rest[pos + end + 1..];
+        }
+        out.push_str(rest);
+    }
+    if !missing.is_empty() {
+        bail!("{}", missing.join("\n"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_interpolation_with_defaults_and_errors() {
+        let look = |k: &str| (k == "PW").then(|| "s3cret".to_string());
+        assert_eq!(interpolate_env("c", "a: ${PW}\nb: ${NOPE:-x}\nc: $${PW}\n", look).unwrap(), "a: s3cret\nb: x\nc: ${PW}\n");
+        let err = interpolate_env("c.yml", "a: 1\nb: ${NOPE}\n", look).unwrap_err().to_string();
+        assert!(err.contains("c.yml:2: environment variable `NOPE` is not set"), "{err}");
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("+02:00").unwrap().local_minus_utc(), 7200);
+        assert_eq!(parse_offset("-05:30").unwrap().local_minus_utc(), -19800);
+        assert_eq!(parse_offset("UTC").unwrap().local_minus_utc(), 0);
+        assert!(parse_offset("CET").is_none());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_located() {
+        let err = Config::parse("r.yml", "engine:\n  workerz: 2\n").unwrap_err().to_string();
+        assert!(err.contains("r.yml") && err.contains("workerz"), "{err}");
+        let err = Config::parse("r.yml", "engine:\n  workers: 0\n  lateness: soon\n").unwrap_err().to_string();
+        assert!(err.contains("lateness") || err.contains("invalid duration"), "{err}");
+        let err = Config::parse("r.yml", "engine:\n  workers: 0\nnormalizer:\n  timezone: CET\n").unwrap_err().to_string();
+        assert!(err.contains("engine.workers") && err.contains("normalizer.timezone"), "all problems at once: {err}");
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::parse("r.yml", "{}\n").unwrap();
+        assert_eq!(c.engine.workers, 1);
+        assert_eq!(c.engine.lateness, Duration::from_secs(60));
+        assert_eq!(c.inputs.len(), 1);
+        assert_eq!(c.outputs.len(), 2);
+    }
+}

@@ -1,0 +1,246 @@
+//! The built `rampart` binary end to end: replay on a fixture, rules validate/test, the
+//! HTTP input under `rampart run`. The binary is `target/<profile>/rampart` (built by
+//! `cargo build`/`cargo test --workspace`) or `$RAMPART_BIN`.
+
+use rampart_tests::{rampart_bin, workspace_root};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn rampart() -> Command {
+    let bin = rampart_bin();
+    assert!(bin.exists(), "{} not built: run `cargo build` first (scripts/test.sh does)", bin.display());
+    let mut c = Command::new(bin);
+    c.current_dir(workspace_root()).env("RAMPART_LOG", "warn");
+    c
+}
+
+fn alerts_of(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout).lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}"))).collect()
+}
+
+fn fixture() -> String {
+    "tests/cases/library_mixed/events.ndjson".to_string()
+}
+
+#[test]
+fn replay_fixture_finds_every_planted_attack() {
+    let out = rampart().args(["replay", "--rules", "rules/library", &fixture()]).output().unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let alerts = alerts_of(&out.stdout);
+    let by_title = |t: &str| alerts.iter().filter(|a| a["rule"]["title"] == t).collect::<Vec<_>>();
+
+    let brute = by_title("SSH brute force from one source");
+    assert_eq!(brute.len(), 1, "{alerts:#?}");
+    assert_eq!(brute[0]["group"]["details.sourceipaddress"], "203.0.113.7");
+    assert_eq!(brute[0]["value"], 10);
+    assert_eq!(brute[0]["events"].as_array().unwrap().len(), 10);
+    assert_eq!(brute[0]["summary"], "SSH brute force from 203.0.113.7: 10 failed passwords in 2 minutes");
+
+    let spray = by_title("SSH password spraying");
+    assert_eq!(spray.len(), 1);
+    assert_eq!(spray[0]["group"]["details.sourceipaddress"], "192.0.2.44");
+    assert_eq!(spray[0]["value"], 10);
+
+    let scan = by_title("Port scan from one source");
+    assert_eq!(scan.len(), 1);
+    assert_eq!(scan[0]["group"]["details.sourceipaddress"], "198.51.100.23");
+
+    assert_eq!(by_title("User not in sudoers").len(), 6);
+    assert_eq!(by_title("Repeated sudo refusals for one user").len(), 1);
+    assert_eq!(by_title("Network interface in promiscuous mode").len(), 1);
+    assert_eq!(by_title("Web scanner").len(), 1);
+    assert_eq!(by_title("Direct root login over SSH").len(), 1);
+    assert_eq!(alerts.len(), 13, "no other alert on background traffic: {alerts:#?}");
+
+    // Alerts come out in event-time order.
+    let times: Vec<&str> = alerts.iter().map(|a| a["utctimestamp"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted);
+
+    // Latency summary on stderr.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rampart_accept_to_alert") && err.contains("p99="), "stderr: {err}");
+}
+
+#[test]
+fn replay_is_identical_across_workers_and_stdin() {
+    let one = rampart().args(["replay", "--workers", "1", &fixture()]).output().unwrap();
+    let four = rampart().args(["replay", "--workers", "4", &fixture()]).output().unwrap();
+    assert!(one.status.success() && four.status.success());
+    assert!(!one.stdout.is_empty());
+    assert_eq!(String::from_utf8_lossy(&one.stdout), String::from_utf8_lossy(&four.stdout));
+
+    let mut child = rampart().args(["replay", "-"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let data = std::fs::read(workspace_root().join(fixture())).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || stdin.write_all(&data).unwrap());
+    let piped = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(piped.status.success());
+    assert_eq!(String::from_utf8_lossy(&one.stdout), String::from_utf8_lossy(&piped.stdout));
+}
+
+#[test]
+fn replay_reports_bad_lines_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    let mut text = String::new();
+    for i in 0..10 {
+        text.push_str(&format!(
+            "{{\"utctimestamp\":\"2026-03-02T10:00:{i:02}Z\",\"processname\":\"sshd\",\"summary\":\"Failed password for root from 203.0.113.9 port 1 ssh2\",\"details\":{{\"sourceipaddress\":\"203.0.113.9\"}}}}\n"
+        ));
+        if i == 4 {
+            text.push_str("{\"utctimestamp\": oops}\n[1,2]\n");
+        }
+    }
+    std::fs::write(&input, text).unwrap();
+    let out = rampart().args(["replay", input.to_str().unwrap()]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in.ndjson:6:"), "names file and line of the bad record: {err}");
+    assert!(err.contains("in.ndjson:7:") && err.contains("array"), "names the non-object: {err}");
+    let alerts = alerts_of(&out.stdout);
+    assert_eq!(alerts.len(), 1, "the ten good events still correlate: {alerts:?}");
+    assert_eq!(alerts[0]["value"], 10);
+}
+
+#[test]
+fn rules_validate_names_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "title: Broken\nid: 33333333-0000-4000-8000-000000000001\ndetection:\n  selection:\n    summary|contians: x\n  condition: selection and missing\n",
+    )
+    .unwrap();
+    let out = rampart().args(["rules", "validate", bad.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yml:5:"), "modifier error located: {err}");
+    assert!(err.contains("contians"), "{err}");
+    assert!(err.contains("bad.yml:6:") && err.contains("missing"), "both problems reported in one run: {err}");
+
+    let ok = rampart().args(["rules", "validate", "rules/library"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: "));
+}
+
+#[test]
+fn rules_test_passes_on_the_library_and_fails_on_a_wrong_expectation() {
+    let out = rampart().args(["rules", "test", "rules/library"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("wrong.yml");
+    std::fs::write(
+        &f,
+        "title: Root\nid: 44444444-0000-4000-8000-000000000001\ndetection:\n  sel:\n    details.user: root\n  condition: sel\ntests:\n  - name: expects nothing but gets an alert\n    events:\n      - {details: {user: root}}\n    expect: []\n",
+    )
+    .unwrap();
+    let out = rampart().args(["rules", "test", f.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("FAILED") && stdout.contains("unexpected alert"), "{stdout}");
+}
+
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let status = resp.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+fn read_alerts_dir(dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("alerts-") {
+            out.extend(alerts_of(&std::fs::read(e.path()).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn run_serves_http_events_and_metrics_and_writes_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = dir.path().join("rampart.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "engine:\n  lateness: 1s\ninputs:\n  - type: http\n    bind: \"{addr}\"\noutputs:\n  - type: file\n    dir: \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = rampart().args(["run", "--config", cfg.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let up = wait_for(Duration::from_secs(20), || TcpStream::connect(&addr).is_ok());
+    if !up {
+        let _ = child.kill();
+        let mut err = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        panic!("rampart run did not listen on {addr}: {err}");
+    }
+
+    // Twelve failures from one source, stamped now, as an array body; a root login as a
+    // single object; NDJSON too.
+    let now = chrono_like_now();
+    let fails: Vec<String> = (0..12)
+        .map(|i| format!("{{\"utctimestamp\":\"{now}\",\"processname\":\"sshd\",\"summary\":\"Failed password for root from 203.0.113.77 port {i} ssh2\",\"details\":{{\"sourceipaddress\":\"203.0.113.77\"}}}}"))
+        .collect();
+    let (code, body) = http(&addr, "POST", "/events", &format!("[{}]", fails.join(",")));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("12"), "{body}");
+    let (code, _) = http(&addr, "POST", "/events", &format!("{{\"utctimestamp\":\"{now}\",\"processname\":\"sshd\",\"summary\":\"Accepted password for root from 10.0.1.5 port 2 ssh2\",\"details\":{{\"username\":\"root\",\"sourceipaddress\":\"10.0.1.5\"}}}}"));
+    assert_eq!(code, 200);
+    let (code, _) = http(&addr, "POST", "/events", "{\"a\":1}\n{\"b\":2}\n");
+    assert_eq!(code, 200);
+    let (code, body) = http(&addr, "POST", "/events", "{\"a\": nope}");
+    assert_eq!(code, 400, "{body}");
+
+    let data = dir.path().join("data");
+    let fired = wait_for(Duration::from_secs(20), || {
+        let a = read_alerts_dir(&data);
+        a.iter().any(|x| x["rule"]["title"] == "SSH brute force from one source") && a.iter().any(|x| x["rule"]["title"] == "Direct root login over SSH")
+    });
+    let (code, metrics) = http(&addr, "GET", "/metrics", "");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(fired, "alerts written under {}: {:?}", data.display(), read_alerts_dir(&data));
+    assert_eq!(code, 200);
+    assert!(metrics.contains("rampart_events_accepted_total 15"), "{metrics}");
+    assert!(metrics.contains("rampart_accept_to_alert_seconds{quantile=\"0.99\"}"), "{metrics}");
+}
+
+/// RFC 3339 "now" without pulling chrono into the tests.
+fn chrono_like_now() -> String {
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    rampart_core::EventTime(ms).to_rfc3339()
+}
