@@ -46,8 +46,8 @@ enum Command {
     /// Replay events from a file (or stdin) through the rules in event time; print alerts as
     /// NDJSON on stdout and exit when the input ends and every window has closed.
     Replay {
-        /// Rule files or directories; default: the shipped library.
-        #[arg(long = "rules", value_name = "PATH", num_args = 1..)]
+        /// A rule file or directory (repeat for several); default: the shipped library.
+        #[arg(long = "rules", value_name = "PATH")]
         rules: Vec<PathBuf>,
         #[command(flatten)]
         engine: EngineArgs,
