@@ -117,9 +117,17 @@ pub struct Generator {
     rng: SmallRng,
     attack_every_ms: u64,
     next_attack: Option<u64>,
+    /// Event time at which the next queued attack event may be released: attacks unfold
+    /// at [`ATTACK_PACE_MS`] whatever the background rate, so a fast demo still shows a
+    /// brute force as a sequence that crosses its threshold, not a single burst.
+    next_attack_event: u64,
     queue: VecDeque<Value>,
     kind: usize,
 }
+
+/// Event time between two events of one planted attack (4 per second): the longest attack
+/// (50+ ports) then fits in 13 s, inside every rule's window and the 20 s rotation.
+const ATTACK_PACE_MS: u64 = 250;
 
 impl std::fmt::Debug for Generator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,6 +142,7 @@ impl Generator {
             rng: SmallRng::seed_from_u64(seed),
             attack_every_ms: u64::try_from(attack_every.as_millis()).unwrap_or(u64::MAX).max(1),
             next_attack: None,
+            next_attack_event: 0,
             queue: VecDeque::new(),
             kind: 0,
         }
@@ -147,7 +156,8 @@ impl Generator {
             self.plant();
             self.next_attack = Some(t.0.saturating_add(self.attack_every_ms));
         }
-        let mut v = if !self.queue.is_empty() && self.rng.random_bool(0.8) {
+        let mut v = if !self.queue.is_empty() && t.0 >= self.next_attack_event {
+            self.next_attack_event = t.0.saturating_add(ATTACK_PACE_MS);
             self.queue.pop_front().unwrap_or(Value::Null)
         } else {
             self.background()
@@ -351,8 +361,9 @@ pub async fn run(cfg: &DemoConfig, mut ctx: SourceContext) -> Result<DemoStats, 
         produced = due;
         let now = EventTime::now();
         let mut batch = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            let v = g.next_at(now);
+        // Spread this tick's events over the 50 ms it covers, in order.
+        for i in 0..n {
+            let v = g.next_at(EventTime(now.0.saturating_sub(50) + 50 * i / n.max(1)));
             let raw = serde_json::to_vec(&v).map_err(|source| ConnectorError::Serialize { component: "demo", source })?;
             seq += 1;
             if let Ok(e) = ctx.normalizer.normalize_at(v, EventId::derive("demo", seq, &raw), now) {
