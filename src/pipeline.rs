@@ -38,14 +38,12 @@ pub struct DemoOptions {
     pub http: Option<String>,
 }
 
-fn ctrl_c() -> impl std::future::Future<Output = ()> {
-    async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            // No signal handler: run until the inputs end.
-            std::future::pending::<()>().await;
-        }
-        eprintln!("rampart: interrupted, shutting down (flushing open windows)");
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // No signal handler: run until the inputs end.
+        std::future::pending::<()>().await;
     }
+    eprintln!("rampart: interrupted, shutting down (flushing open windows)");
 }
 
 fn execute(spec: PipelineSpec, rules: Arc<RuleSet>, engine_cfg: EngineConfig) -> Result<PipelineReport> {

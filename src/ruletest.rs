@@ -114,7 +114,7 @@ fn resolve(rules: &RuleSet, name_or_id: &str) -> Option<String> {
 fn loosely_equal(expected: &Value, actual: &Value) -> bool {
     match (expected, actual) {
         (Value::String(e), Value::String(a)) => e == a,
-        (Value::String(e), a) | (a, Value::String(e)) => *e == a.to_string(),
+        (Value::String(e), a) | (a, Value::String(e)) => a.to_string().as_str() == e.as_str(),
         (e, a) => e == a,
     }
 }

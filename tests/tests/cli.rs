@@ -2,6 +2,8 @@
 //! HTTP input under `rampart run`. The binary is `target/<profile>/rampart` (built by
 //! `cargo build`/`cargo test --workspace`) or `$RAMPART_BIN`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
+
 use rampart_tests::{rampart_bin, workspace_root};
 use serde_json::Value;
 use std::io::{Read, Write};

@@ -8,6 +8,8 @@
 //! To re-bless after an intended change: `RAMPART_BLESS=1 cargo test -p rampart-tests --test golden`,
 //! then review the diff of `alerts.json` before committing it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
+
 use rampart_core::{Alert, Event, EventId, EventTime, Normalizer, NormalizerConfig};
 use rampart_engine::EngineConfig;
 use rampart_tests::workspace_root;
