@@ -3,6 +3,7 @@
 //!
 //! Values may use `${NAME}` or `${NAME:-default}` to read environment variables (for
 //! secrets); an unset variable without a default is an error naming it and its line.
+//! `$${` writes a literal `${`; whole-line comments are not interpolated.
 //! Every section is optional; with no file at all [`Config::embedded_default`] applies:
 //! HTTP input on 127.0.0.1:8080, the shipped rules, NDJSON files under `./data`, alerts on
 //! stdout.
@@ -223,6 +224,11 @@ pub fn interpolate_env(name: &str, text: &str, lookup: impl Fn(&str) -> Option<S
     let mut out = String::with_capacity(text.len());
     let mut missing = Vec::new();
     for (lineno, line) in text.split_inclusive('\n').enumerate() {
+        // Whole-line comments are left alone, so documentation may show the syntax.
+        if line.trim_start().starts_with('#') {
+            out.push_str(line);
+            continue;
+        }
         let mut rest = line;
         while let Some(pos) = rest.find("${") {
             if pos > 0 && rest.as_bytes()[pos - 1] == b'$' {
@@ -283,6 +289,21 @@ mod tests {
         assert!(err.contains("lateness") || err.contains("invalid duration"), "{err}");
         let err = Config::parse("r.yml", "engine:\n  workers: 0\nnormalizer:\n  timezone: CET\n").unwrap_err().to_string();
         assert!(err.contains("engine.workers") && err.contains("normalizer.timezone"), "all problems at once: {err}");
+    }
+
+    #[test]
+    fn shipped_configs_parse_and_validate() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("config/rampart.yml")];
+        for e in std::fs::read_dir(root.join("config/examples")).unwrap() {
+            files.push(e.unwrap().path());
+        }
+        assert!(files.len() >= 6);
+        std::env::set_current_dir(root).unwrap();
+        for f in files {
+            let cfg = Config::load(&f).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+            assert!(cfg.validate().is_empty());
+        }
     }
 
     #[test]
