@@ -38,12 +38,28 @@ pub struct DemoOptions {
     pub http: Option<String>,
 }
 
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what systemd and `kill` send), so both shut
+/// down in order and flush open windows.
 async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // No signal handler: run until the inputs end.
-        std::future::pending::<()>().await;
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    let int = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // No signal handler: run until the inputs end.
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = int => {}
     }
-    eprintln!("rampart: interrupted, shutting down (flushing open windows)");
+    eprintln!("rampart: stopping, shutting down in order (flushing open windows)");
 }
 
 fn execute(spec: PipelineSpec, rules: Arc<RuleSet>, engine_cfg: EngineConfig) -> Result<PipelineReport> {

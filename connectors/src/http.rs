@@ -88,7 +88,9 @@ struct State {
     requests: AtomicU64,
 }
 
-const ACCEPTED_TYPES: &[&str] = &["application/json", "application/x-ndjson", "application/ndjson", "application/jsonlines", "application/x-jsonlines", "application/jsonl", "text/plain", "text/json"];
+/// Content types read as JSON/NDJSON. `application/x-www-form-urlencoded` is what `curl -d`
+/// sends by default; MozDef's loginput read such bodies as JSON, and so do we.
+const ACCEPTED_TYPES: &[&str] = &["application/x-www-form-urlencoded", "application/json", "application/x-ndjson", "application/ndjson", "application/jsonlines", "application/x-jsonlines", "application/jsonl", "text/plain", "text/json"];
 
 fn error(status: actix_web::http::StatusCode, msg: impl Into<String>, invalid: u64) -> HttpResponse {
     HttpResponse::build(status).json(json!({"error": msg.into(), "accepted": 0, "invalid": invalid}))
