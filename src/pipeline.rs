@@ -85,8 +85,20 @@ fn normalizer() -> NormalizerConfig {
     NormalizerConfig { node_name: node_name(), ..NormalizerConfig::default() }
 }
 
+/// Fails fast, before anything starts, when an HTTP input's address cannot be bound (in
+/// use, not local): the supervisor would otherwise keep retrying a misconfiguration.
+fn check_http_binds(inputs: &[InputConfig]) -> Result<()> {
+    for i in inputs {
+        if let InputConfig::Http(h) = i {
+            std::net::TcpListener::bind(&h.bind).with_context(|| format!("HTTP input cannot listen on {} (is another process using it? set `bind:` in the config)", h.bind))?;
+        }
+    }
+    Ok(())
+}
+
 /// `rampart run`.
 pub fn run(cfg: Config, rules: Arc<RuleSet>) -> Result<()> {
+    check_http_binds(&cfg.inputs)?;
     let engine_cfg = EngineConfig { workers: cfg.engine.workers, lateness: cfg.engine.lateness, max_refs: cfg.engine.max_refs, ..EngineConfig::default() };
     let spec = PipelineSpec {
         inputs: cfg.inputs.clone(),
@@ -130,6 +142,7 @@ pub fn demo(opts: DemoOptions, rules: Arc<RuleSet>) -> Result<()> {
     if let Some(bind) = opts.http {
         inputs.push(InputConfig::Http(HttpConfig { bind, ..HttpConfig::default() }));
     }
+    check_http_binds(&inputs)?;
     let spec = PipelineSpec {
         inputs,
         outputs: vec![OutputConfig::Stdout(StdoutConfig { events: false, alerts: true, pretty: false })],

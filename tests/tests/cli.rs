@@ -256,3 +256,18 @@ fn docs_cli_md_matches_help() {
         assert!(doc.contains(help.trim_end()), "docs/cli.md is stale for `rampart {}`: regenerate it from --help", args.join(" "));
     }
 }
+
+#[test]
+fn run_fails_fast_when_the_http_port_is_taken() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("busy.yml");
+    std::fs::write(&cfg, format!("inputs:\n  - type: http\n    bind: \"{addr}\"\noutputs:\n  - type: stdout\n")).unwrap();
+    let start = Instant::now();
+    let out = rampart().args(["run", "--config", cfg.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&addr) && err.contains("cannot listen"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(20), "must not keep retrying");
+}
