@@ -59,7 +59,7 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
             RuleKind::Detection(_) => {
                 let rs = rules.clone();
                 let matcher: Matcher = Box::new(move |e| matches!(rs.rules.get(i).map(|r| &r.kind), Some(RuleKind::Detection(d)) if d.matches(e)));
-                KindPlan::Detection { matcher, generate: rule.generate, feeds: std::mem::take(&mut feeds[i]) }
+                KindPlan::Detection { matcher, generate: rule.generate, feeds: std::mem::take(&mut feeds[i]), group_by: rule.group_by.clone() }
             }
             RuleKind::Correlation(c) => {
                 let measure = match &c.kind {

@@ -139,7 +139,7 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
     let contribution = || Contribution { time: event.time.0, id: event.id.0, accepted_ns: event.accepted_ns };
     for &index in &plan.detections {
         let rule = &plan.rules[index as usize];
-        let KindPlan::Detection { matcher, generate, feeds } = &rule.kind else { continue };
+        let KindPlan::Detection { matcher, generate, feeds, group_by } = &rule.kind else { continue };
         if !matcher(event) {
             continue;
         }
@@ -154,8 +154,8 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
             give(Routed::Alert(Candidate {
                 time: event.time.0,
                 slot: index,
-                // Detections have no group: their `suppress` applies to the rule as a whole.
-                key: Vec::new(),
+                // Without a `group-by` the key is empty: `suppress` then covers the rule.
+                key: group_key(event, group_by),
                 payload: Payload::Detection { event: event.id.0, summary, accepted_ns: event.accepted_ns },
             }));
         }
@@ -181,10 +181,11 @@ fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
     let rule = &plan.rules[cand.slot as usize];
     let time = EventTime(cand.time);
     let mut group = Map::new();
-    if let KindPlan::Correlation { group_by, .. } = &rule.kind {
-        for (field, json) in group_by.iter().zip(&cand.key) {
-            group.insert(field.as_str().to_string(), serde_json::from_str(json).unwrap_or(Value::Null));
-        }
+    let group_by = match &rule.kind {
+        KindPlan::Correlation { group_by, .. } | KindPlan::Detection { group_by, .. } => group_by,
+    };
+    for (field, json) in group_by.iter().zip(&cand.key) {
+        group.insert(field.as_str().to_string(), serde_json::from_str(json).unwrap_or(Value::Null));
     }
     let rule_ref = AlertRule { id: rule.id.clone(), title: rule.title.clone(), level: rule.level.clone(), kind: rule.kind.name().to_string() };
     let (id, summary, window, value, events, accepted_ns) = match &cand.payload {

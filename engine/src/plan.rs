@@ -38,6 +38,8 @@ pub(crate) enum KindPlan {
         generate: bool,
         /// Correlation rules (indices) that reference this detection.
         feeds: Vec<u32>,
+        /// Rampart's top-level `group-by`: the alert's group (and so `suppress`'s key).
+        group_by: Vec<FieldPath>,
     },
     Correlation {
         measure: Measure,

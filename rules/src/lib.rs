@@ -124,6 +124,9 @@ pub struct Rule {
     pub summary: Template,
     /// Do not repeat an alert for the same rule and group within this long.
     pub suppress: Option<Duration>,
+    /// The fields that make an alert's group: a correlation's `group-by`, or for a
+    /// detection rule Rampart's top-level `group-by` (empty: the rule is one group).
+    pub group_by: Vec<rampart_core::FieldPath>,
     /// Does a match produce an alert of its own? (Detections referenced by correlations
     /// do only when some referencing correlation says `generate: true`.)
     pub generate: bool,

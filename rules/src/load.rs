@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 const KNOWN_KEYS: &[&str] = &[
     "title", "id", "name", "status", "description", "references", "author", "date", "modified", "tags",
     "logsource", "detection", "correlation", "fields", "falsepositives", "level", "related", "license",
-    "scope", "taxonomy", "summary", "severity", "category", "suppress", "tests",
+    "scope", "taxonomy", "summary", "severity", "category", "suppress", "group-by", "tests",
 ];
 
 const LEVELS: &[&str] = &["informational", "low", "medium", "high", "critical"];
@@ -400,9 +400,33 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
         Some(c) if !c.is_empty() => c.to_string(),
         _ => if is_correlation { "correlation" } else { "detection" }.to_string(),
     };
+    // Rampart's top-level `group-by` on a detection rule: the fields that make an alert's
+    // group, so `suppress` can apply per host (or user, …) instead of per rule.
+    let detection_group_by: Vec<rampart_core::FieldPath> = match map.get_node("group-by") {
+        None => Vec::new(),
+        Some(n) if is_correlation => {
+            sink.error_hint("R201", pos(n), "group-by", "a correlation's `group-by` belongs under `correlation:`", "move it into the correlation section");
+            Vec::new()
+        }
+        Some(Node::Sequence(items)) => items
+            .iter()
+            .filter_map(|i| match i {
+                Node::Scalar(f) if !f.as_str().is_empty() => Some(rampart_core::FieldPath::new(f.as_str())),
+                other => {
+                    sink.error("R003", pos(other), "group-by", "`group-by` entries must be field names");
+                    None
+                }
+            })
+            .collect(),
+        Some(Node::Scalar(f)) => vec![rampart_core::FieldPath::new(f.as_str())],
+        Some(other) => {
+            sink.error("R003", pos(other), "group-by", format!("`group-by` must be a list of field names, found {}", kind_name(other)));
+            Vec::new()
+        }
+    };
     let group_by: Vec<String> = match &body {
         Some(Body::Correlation(p)) => p.group_by.iter().map(|f| f.as_str().to_string()).collect(),
-        _ => Vec::new(),
+        _ => detection_group_by.iter().map(|f| f.as_str().to_string()).collect(),
     };
     let summary = match map.get_node("summary") {
         None => Template::literal(&title),
@@ -471,6 +495,10 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
             tags,
             summary,
             suppress,
+            group_by: match &kind {
+                RuleKind::Correlation(c) => c.group_by.clone(),
+                RuleKind::Detection(_) => detection_group_by,
+            },
             generate: true,
             loc: SourceLoc { file: file.to_string(), line: doc_line },
             kind,
@@ -622,6 +650,19 @@ mod tests {
 
     fn m(d: &crate::Detection, doc: serde_json::Value) -> bool {
         d.matches_doc(doc.as_object().unwrap())
+    }
+
+    #[test]
+    fn detection_group_by_is_rampart_s_alert_group() {
+        let set = ok("title: t\nid: r1\ngroup-by: [hostname, details.user]\nsuppress: 1h\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        let names: Vec<&str> = set.rules[0].group_by.iter().map(|f| f.as_str()).collect();
+        assert_eq!(names, ["hostname", "details.user"]);
+        let set = ok("title: t\nid: r2\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        assert!(set.rules[0].group_by.is_empty());
+        let e = one_err("title: c\nid: c1\ngroup-by: [x]\ncorrelation:\n  type: event_count\n  rules: [r]\n  group-by: [x]\n  timespan: 1m\n  condition: {gte: 2}\n---\ntitle: r\nname: r\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.key_path.as_str()), ("R201", 3, "group-by"));
+        let e = one_err("title: t\nid: r3\ngroup-by: {a: 1}\ndetection:\n  s:\n    a: 1\n  condition: s\n");
+        assert_eq!((e.code, e.line), ("R003", 3));
     }
 
     #[test]
