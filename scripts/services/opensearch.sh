@@ -11,7 +11,7 @@
 #   stop    stop the node this script started (pid file), TERM then KILL after 30 s.
 #   status  exit 0 and print the version JSON if the port answers, exit 3 otherwise.
 # Environment (all optional):
-#   OPENSEARCH_HOST (127.0.0.1)  OPENSEARCH_PORT (9200)  OPENSEARCH_TRANSPORT_PORT (9300)
+#   OPENSEARCH_HOST (127.0.0.1)  OPENSEARCH_PORT (9200)  OPENSEARCH_TRANSPORT_PORT (9300-9399)
 #   OPENSEARCH_HEAP (1g)  OPENSEARCH_WAIT seconds (120)  OPENSEARCH_WIPE=1 wipes data on start
 # "Up" means the root answers with the version JSON and _cluster/health is at least yellow.
 # State: target/services/opensearch.{pid,log}, data in target/services/opensearch/home.
@@ -25,7 +25,7 @@ LOG="$STATE/opensearch.log"
 HOME_DIR="$STATE/opensearch/home"
 HOST="${OPENSEARCH_HOST:-127.0.0.1}"
 PORT="${OPENSEARCH_PORT:-9200}"
-TPORT="${OPENSEARCH_TRANSPORT_PORT:-9300}"
+TPORT="${OPENSEARCH_TRANSPORT_PORT:-9300-9399}"
 HEAP="${OPENSEARCH_HEAP:-1g}"
 WAIT="${OPENSEARCH_WAIT:-120}"
 JAR="$SRC/target/opensearch-launcher-0.1.0.jar"
