@@ -32,13 +32,23 @@ impl FieldPath {
     }
 
     /// Resolves the path in `obj`: nested objects first, then literal dotted keys.
+    ///
+    /// The nested walk is tried first and allocates nothing; it is also what the general
+    /// search below would find first, so the answer is the same either way. Matching calls
+    /// this for every field of every candidate rule, so it stays on the fast path.
     pub fn lookup<'a>(&self, obj: &'a Map<String, Value>) -> Option<&'a Value> {
-        if let Some(v) = obj.get(&self.raw) {
-            if self.segments.len() == 1 {
-                return Some(v);
-            }
+        let mut segs = self.segments.iter();
+        let mut cur = segs.next().and_then(|s| obj.get(s.as_str()));
+        for seg in segs {
+            cur = match cur {
+                Some(Value::Object(inner)) => inner.get(seg.as_str()),
+                _ => None,
+            };
         }
-        resolve(obj, &self.segments).or_else(|| obj.get(&self.raw))
+        if cur.is_some() || self.segments.len() == 1 {
+            return cur;
+        }
+        resolve(obj, &self.segments)
     }
 
     /// Resolves the path in a MozDef-schema document: as written, then under `details`

@@ -70,7 +70,7 @@ impl FieldCond {
             let anywhere = |m: &ValueMatcher| doc.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
             return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
         }
-        let v = lookup(&self.field, doc);
+        let v = self.field.lookup_event(doc);
         if self.str_only && !self.all {
             return v.is_some_and(|v| any_scalar(v, &|text| {
                 let hay = Hay::new(text);
@@ -84,35 +84,6 @@ impl FieldCond {
             self.values.iter().any(|m| m.matches(v, &lookup))
         }
     }
-}
-
-/// Field lookup with the same answer as [`rampart_core::Event::get`], but trying the plain
-/// nested walk first: it is what core would find first, and it allocates nothing (core's
-/// literal-dotted-key fallback builds joined keys).
-fn lookup<'a>(path: &FieldPath, doc: &'a Map<String, Value>) -> Option<&'a Value> {
-    let mut segs = path.segments().iter();
-    let mut cur = segs.next().and_then(|s| doc.get(s.as_str()));
-    for s in segs {
-        cur = match cur {
-            Some(Value::Object(o)) => o.get(s.as_str()),
-            _ => None,
-        };
-    }
-    if cur.is_some() {
-        return cur;
-    }
-    if let [only] = path.segments() {
-        // What core does for a one-segment miss, minus its repeated lookups of the same key:
-        // the only remaining place is `details.<name>` (unless the name is `details`).
-        if only == "details" {
-            return None;
-        }
-        return match doc.get("details") {
-            Some(Value::Object(d)) => d.get(only.as_str()),
-            _ => None,
-        };
-    }
-    path.lookup_event(doc)
 }
 
 /// Applies `f` to the text of a scalar, or of any scalar element of an array.
