@@ -139,15 +139,37 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// (rules, configuration, arguments).
 const EXIT_INVALID: u8 = 2;
 
+/// Invalid user input (rules, configuration): its text is printed as is and the exit code
+/// is [`EXIT_INVALID`].
+#[derive(Debug)]
+struct InvalidInput(String);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match dispatch(cli) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => match e.downcast_ref::<InvalidInput>() {
+            Some(InvalidInput(text)) => {
+                eprint!("{text}");
+                if !text.ends_with('\n') {
+                    eprintln!();
+                }
+                ExitCode::from(EXIT_INVALID)
+            }
+            None => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        },
     }
 }
 
@@ -157,8 +179,8 @@ fn init_tracing() {
 }
 
 /// Loads rules from paths, or the embedded library when `paths` is empty. Warnings go to
-/// stderr; errors are returned rendered.
-pub fn load_rules(paths: &[PathBuf]) -> std::result::Result<Arc<RuleSet>, String> {
+/// stderr; errors come back as [`InvalidInput`] holding the rendered diagnostics.
+fn load_rules(paths: &[PathBuf]) -> Result<Arc<RuleSet>> {
     let loaded = if paths.is_empty() { rampart_rules::load_sources(&library::sources()) } else { rampart_rules::load_paths(paths) };
     match loaded {
         Ok(set) => {
@@ -167,20 +189,19 @@ pub fn load_rules(paths: &[PathBuf]) -> std::result::Result<Arc<RuleSet>, String
             }
             Ok(Arc::new(set))
         }
-        Err(diags) => Err(diags.to_string()),
+        Err(diags) => Err(InvalidInput(diags.to_string()).into()),
     }
+}
+
+/// Loads a configuration file; its problems are [`InvalidInput`].
+fn load_config(path: &std::path::Path) -> Result<config::Config> {
+    config::Config::load(path).map_err(|e| InvalidInput(format!("{e:#}")).into())
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Rules { command: RulesCommand::Validate { paths } } => {
-            let rules = match load_rules(&paths) {
-                Ok(r) => r,
-                Err(text) => {
-                    eprint!("{text}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
-            };
+            let rules = load_rules(&paths)?;
             let correlations = rules.rules.iter().filter(|r| matches!(r.kind, rampart_rules::RuleKind::Correlation(_))).count();
             println!(
                 "ok: {} rules ({} detections, {} correlations), {} warnings",
@@ -192,13 +213,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules { command: RulesCommand::Test { paths, workers } } => {
-            let rules = match load_rules(&paths) {
-                Ok(r) => r,
-                Err(text) => {
-                    eprint!("{text}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
-            };
+            let rules = load_rules(&paths)?;
             let outcomes = ruletest::run_all(&rules, workers.max(1))?;
             let mut failed = 0;
             for o in &outcomes {
@@ -220,29 +235,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(if failed == 0 && !outcomes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Config { command: ConfigCommand::Validate { file } } => {
-            let cfg = match config::Config::load(&file) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e:#}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
-            };
-            if let Err(text) = load_rules(&cfg.rules) {
-                eprint!("{text}");
-                return Ok(ExitCode::from(EXIT_INVALID));
-            }
+            let cfg = load_config(&file)?;
+            load_rules(&cfg.rules)?;
             println!("ok: {} ({} inputs, {} outputs)", file.display(), cfg.inputs.len(), cfg.outputs.len());
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config, engine, rules } => {
             let mut cfg = match &config {
-                Some(path) => match config::Config::load(path) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e:#}");
-                        return Ok(ExitCode::from(EXIT_INVALID));
-                    }
-                },
+                Some(path) => load_config(path)?,
                 None => config::Config::embedded_default(),
             };
             if !rules.is_empty() {
@@ -254,24 +254,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if let Some(l) = engine.lateness {
                 cfg.engine.lateness = l;
             }
-            let rules = match load_rules(&cfg.rules) {
-                Ok(r) => r,
-                Err(text) => {
-                    eprint!("{text}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
-            };
+            let rules = load_rules(&cfg.rules)?;
             pipeline::run(cfg, rules).context("rampart run")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { rules, engine, data_dir, input } => {
-            let rules = match load_rules(&rules) {
-                Ok(r) => r,
-                Err(text) => {
-                    eprint!("{text}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
-            };
+            let rules = load_rules(&rules)?;
             let opts = pipeline::ReplayOptions {
                 workers: engine.workers.unwrap_or(1).max(1),
                 lateness: engine.lateness.unwrap_or(Duration::from_secs(60)),
@@ -282,13 +270,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Demo { rate, duration, seed, workers, lateness, http } => {
-            let rules = match load_rules(&[]) {
-                Ok(r) => r,
-                Err(text) => {
-                    eprint!("{text}");
-                    return Ok(ExitCode::from(EXIT_INVALID));
-                }
-            };
+            let rules = load_rules(&[])?;
             pipeline::demo(pipeline::DemoOptions { rate, duration, seed, workers: workers.max(1), lateness, http }, rules).context("rampart demo")?;
             Ok(ExitCode::SUCCESS)
         }

@@ -2,7 +2,7 @@
 //! normalizer, watermark policy), starts the engine, and runs the actix pipeline until the
 //! inputs end or Ctrl-C; then it prints the counters and latency summary on stderr.
 
-use crate::config::{node_name, Config};
+use crate::config::Config;
 use anyhow::{Context, Result};
 use rampart_actors::{run_pipeline, PipelineReport, PipelineSpec};
 use rampart_connectors::demo::DemoConfig;
@@ -81,8 +81,9 @@ fn execute(spec: PipelineSpec, rules: Arc<RuleSet>, engine_cfg: EngineConfig) ->
     Ok(report)
 }
 
+/// Normalizer settings for `replay` and `demo`, which take no config file: the defaults.
 fn normalizer() -> NormalizerConfig {
-    NormalizerConfig { node_name: node_name(), ..NormalizerConfig::default() }
+    Config::embedded_default().normalizer_config()
 }
 
 /// Fails fast, before anything starts, when an HTTP input's address cannot be bound (in
