@@ -66,8 +66,6 @@ named_enum!(
         AcceptToAlert => ("rampart_accept_to_alert_seconds", "Latency from accepting an event to the alert it completed"),
         /// From acceptance to the event being written by every output.
         AcceptToWritten => ("rampart_accept_to_written_seconds", "Latency from accepting an event to it being written"),
-        /// From acceptance of an alert's last event to the alert being written.
-        AlertToWritten => ("rampart_alert_to_written_seconds", "Latency from accepting an event to its alert being written"),
     }
 );
 
