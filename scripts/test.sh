@@ -14,6 +14,15 @@ fi
 export CARGO_TERM_COLOR=never
 export RUST_BACKTRACE=1
 
+# Real services for the integration tests (tests/tests/services_*.rs). Each script installs what
+# is missing (apt-get, Maven Central) and does nothing when the service already answers. A
+# service that cannot be brought up fails the run here, saying which and why; the tests
+# themselves fail (never skip) when they cannot reach it. Point the tests at your own services
+# with RAMPART_TEST_AMQP_URL and RAMPART_TEST_ES_URL (docs/testing.md).
+echo "== services"
+if [[ -z "${RAMPART_TEST_AMQP_URL:-}" ]]; then bash scripts/services/rabbitmq.sh start; fi
+if [[ -z "${RAMPART_TEST_ES_URL:-}" ]]; then bash scripts/services/opensearch.sh start; fi
+
 echo "== build"
 cargo build --workspace --all-targets --locked
 

@@ -13,13 +13,14 @@
 # Environment (all optional):
 #   OPENSEARCH_HOST (127.0.0.1)  OPENSEARCH_PORT (9200)  OPENSEARCH_TRANSPORT_PORT (9300-9399)
 #   OPENSEARCH_HEAP (1g)  OPENSEARCH_WAIT seconds (120)  OPENSEARCH_WIPE=1 wipes data on start
+#   OPENSEARCH_STATE (target/services): pid file, log and data; a second node needs its own
 # "Up" means the root answers with the version JSON and _cluster/health is at least yellow.
 # State: target/services/opensearch.{pid,log}, data in target/services/opensearch/home.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 SRC="$ROOT/scripts/services/opensearch"
-STATE="$ROOT/target/services"
+STATE="${OPENSEARCH_STATE:-$ROOT/target/services}"
 PIDFILE="$STATE/opensearch.pid"
 LOG="$STATE/opensearch.log"
 HOME_DIR="$STATE/opensearch/home"
