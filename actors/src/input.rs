@@ -15,8 +15,8 @@ use crate::output::{OutputActor, WriteEvents};
 use crate::pipeline::EngineFeed;
 use actix::prelude::*;
 use futures::future::join_all;
-use rampart_connectors::{demo, file, http, InputConfig, Shutdown, SourceContext};
-use rampart_core::{Event, Metrics, Normalizer, Retry};
+use rampart_connectors::{demo, file, http, EventBatch, InputConfig, Shutdown, SourceContext};
+use rampart_core::{AckStatus, AckToken, Event, Metrics, Normalizer, Retry};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -140,7 +140,15 @@ async fn supervise_server(name: &str, cfg: &rampart_connectors::http::HttpConfig
 }
 
 /// Moves batches from the connector to the engine and the event outputs, awaiting both.
-async fn forward<F: EngineFeed>(rx: flume::Receiver<Vec<Event>>, feed: F, outputs: Vec<Addr<OutputActor>>) -> Vec<String> {
+///
+/// Each event's ack token is taken off before the engine sees it (windows may hold an
+/// event for as long as they last; the delivery must not wait for that) and every event
+/// output gets its own clone. The forwarder's copy is dropped once the batch is handed
+/// over, so a token fires when the last output has settled it — at once, as delivered,
+/// when no output takes events. If an output fails to take the batch (or its actor is
+/// gone, which drops the message and its clones unsettled), the forwarder reports the
+/// failure on its own copies first, so the delivery is never counted as delivered.
+pub(crate) async fn forward<F: EngineFeed>(rx: flume::Receiver<Vec<Event>>, feed: F, outputs: Vec<Addr<OutputActor>>) -> Vec<String> {
     let mut errors = Vec::new();
     let mut note = |e: String| {
         tracing::warn!("{e}");
@@ -148,21 +156,27 @@ async fn forward<F: EngineFeed>(rx: flume::Receiver<Vec<Event>>, feed: F, output
             errors.push(e);
         }
     };
-    while let Ok(batch) = rx.recv_async().await {
+    while let Ok(mut batch) = rx.recv_async().await {
+        let acks: Vec<Option<AckToken>> = if batch.iter().any(|e| e.ack.is_some()) { batch.iter_mut().map(|e| e.ack.take()).collect() } else { Vec::new() };
         let events: Vec<Arc<Event>> = batch.into_iter().map(Arc::new).collect();
         let shared = Arc::new(events.clone());
-        let writes = join_all(outputs.iter().map(|o| o.send(WriteEvents(shared.clone()))));
+        let writes = join_all(outputs.iter().map(|o| o.send(WriteEvents(EventBatch { events: shared.clone(), acks: acks.clone() }))));
         let (engine, writes) = futures::join!(feed.send(events), writes);
         if let Err(e) = engine {
             note(format!("engine refused a batch of {}: {e}", shared.len()));
         }
         for w in writes {
-            match w {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => note(e.to_string()),
-                Err(e) => note(format!("output unavailable: {e}")),
+            let problem = match w {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => format!("output unavailable: {e}"),
+            };
+            for t in acks.iter().flatten() {
+                t.report(AckStatus::Errored, problem.clone());
             }
+            note(problem);
         }
+        drop(acks);
     }
     errors
 }

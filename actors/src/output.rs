@@ -1,21 +1,30 @@
 //! [`OutputActor`]: owns one [`Sink`] on its own arbiter thread.
 //!
-//! The sinks write with blocking file IO; a dedicated thread keeps that off the thread the
-//! inputs and the HTTP server run on. The mailbox is bounded ([`MAILBOX`] messages) and
-//! callers use `send().await`, so a slow disk holds the forwarders, which hold the sources.
+//! Local sinks write with blocking file IO and network sinks run their own tasks; a
+//! dedicated thread (a single-threaded runtime) keeps both off the thread the inputs and the
+//! HTTP server run on. Messages are handled one at a time, each to completion
+//! (`AtomicResponse`), so a sink's calls never overlap. The mailbox is bounded ([`MAILBOX`]
+//! messages) and callers use `send().await`, so a slow output holds the forwarders, which
+//! hold the sources.
 
 use actix::prelude::*;
-use rampart_connectors::{ConnectorError, Sink};
-use rampart_core::{Alert, Event};
+use rampart_connectors::{ConnectorError, EventBatch, Sink, SinkFuture};
+use rampart_core::Alert;
 use std::sync::Arc;
 
 /// Messages an output's mailbox holds before senders wait.
 pub const MAILBOX: usize = 4;
 
-/// Write a batch of events; answers once they are durably written.
+/// Write a batch of events; answers once the sink has taken it (its ack tokens are
+/// settled when the events are durable).
 #[derive(Message)]
 #[rtype(result = "Result<(), ConnectorError>")]
-pub struct WriteEvents(pub Arc<Vec<Arc<Event>>>);
+pub struct WriteEvents(pub EventBatch);
+
+/// Connect the sink (first message after launch).
+#[derive(Message)]
+#[rtype(result = "Result<(), ConnectorError>")]
+pub struct Connect;
 
 /// Write a batch of alerts; answers once they are durably written.
 #[derive(Message)]
@@ -29,12 +38,14 @@ pub struct Flush;
 
 /// The actor around one sink.
 pub struct OutputActor {
-    sink: Box<dyn Sink>,
+    /// `None` only while a call is running (the future owns the sink meanwhile).
+    sink: Option<Box<dyn Sink>>,
+    name: &'static str,
 }
 
 impl std::fmt::Debug for OutputActor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutputActor").field("sink", &self.sink.name()).finish()
+        f.debug_struct("OutputActor").field("sink", &self.name).finish()
     }
 }
 
@@ -59,7 +70,7 @@ impl OutputActor {
         let arbiter = Arbiter::new();
         let addr = OutputActor::start_in_arbiter(&arbiter.handle(), move |ctx| {
             ctx.set_mailbox_capacity(mailbox.max(1));
-            OutputActor { sink }
+            OutputActor { sink: Some(sink), name }
         });
         OutputHandle { addr, events, alerts, name, arbiter }
     }
@@ -68,6 +79,11 @@ impl OutputActor {
 impl OutputHandle {
     /// Flushes the sink, then stops its thread. Everything sent before is written first
     /// (the mailbox is FIFO).
+    /// Connects the sink; see [`Sink::connect`].
+    pub async fn connect(&self) -> Result<(), ConnectorError> {
+        self.addr.send(Connect).await.unwrap_or(Err(ConnectorError::Closed { component: self.name }))
+    }
+
     pub async fn close(self) -> Result<(), ConnectorError> {
         let flushed = self.addr.send(Flush).await.unwrap_or(Ok(()));
         self.arbiter.stop();
@@ -81,23 +97,48 @@ impl Actor for OutputActor {
     type Context = Context<Self>;
 }
 
+impl OutputActor {
+    /// Runs one sink call to completion, then puts the sink back.
+    fn call(&mut self, f: impl for<'a> FnOnce(&'a mut Box<dyn Sink>) -> SinkFuture<'a> + 'static) -> AtomicResponse<Self, Result<(), ConnectorError>> {
+        let name = self.name;
+        let Some(mut sink) = self.sink.take() else {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(ConnectorError::Closed { component: name }))));
+        };
+        let work = async move {
+            let r = f(&mut sink).await;
+            (sink, r)
+        };
+        AtomicResponse::new(Box::pin(work.into_actor(self).map(|(sink, r), act, _| {
+            act.sink = Some(sink);
+            r
+        })))
+    }
+}
+
+impl Handler<Connect> for OutputActor {
+    type Result = AtomicResponse<Self, Result<(), ConnectorError>>;
+    fn handle(&mut self, _: Connect, _: &mut Context<Self>) -> Self::Result {
+        self.call(|s| s.connect())
+    }
+}
+
 impl Handler<WriteEvents> for OutputActor {
-    type Result = Result<(), ConnectorError>;
+    type Result = AtomicResponse<Self, Result<(), ConnectorError>>;
     fn handle(&mut self, msg: WriteEvents, _: &mut Context<Self>) -> Self::Result {
-        self.sink.write_events(&msg.0)
+        self.call(move |s| s.write_events(msg.0))
     }
 }
 
 impl Handler<WriteAlerts> for OutputActor {
-    type Result = Result<(), ConnectorError>;
+    type Result = AtomicResponse<Self, Result<(), ConnectorError>>;
     fn handle(&mut self, msg: WriteAlerts, _: &mut Context<Self>) -> Self::Result {
-        self.sink.write_alerts(&msg.0)
+        self.call(move |s| s.write_alerts(msg.0))
     }
 }
 
 impl Handler<Flush> for OutputActor {
-    type Result = Result<(), ConnectorError>;
+    type Result = AtomicResponse<Self, Result<(), ConnectorError>>;
     fn handle(&mut self, _: Flush, _: &mut Context<Self>) -> Self::Result {
-        self.sink.flush()
+        self.call(|s| s.flush())
     }
 }

@@ -135,6 +135,17 @@ pub async fn run_with_sinks<E: PipelineEngine>(spec: PipelineSpec, sinks: Vec<Bo
     let start = [Counter::EventsAccepted, Counter::EventsInvalid, Counter::EventsWritten, Counter::AlertsWritten].map(before);
 
     let outputs: Vec<OutputHandle> = sinks.into_iter().map(|s| OutputActor::launch(s, MAILBOX)).collect();
+    // 0. Connect every output before any input starts: a store that refuses us (bad
+    //    address, credentials, template) stops the start with its reason.
+    for (index, o) in outputs.iter().enumerate() {
+        if let Err(source) = o.connect().await {
+            let kind = o.name;
+            for o in outputs {
+                let _ = o.close().await;
+            }
+            return Err(PipelineError::Output { index, kind, source });
+        }
+    }
     let event_outputs: Vec<_> = outputs.iter().filter(|o| o.events).map(|o| o.addr.clone()).collect();
     let alert_outputs: Vec<_> = outputs.iter().filter(|o| o.alerts).map(|o| o.addr.clone()).collect();
 

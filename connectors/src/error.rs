@@ -60,6 +60,21 @@ pub enum ConnectorError {
         #[source]
         source: serde_json::Error,
     },
+    /// A network peer (Elasticsearch, RabbitMQ) failed or refused; the variant carries
+    /// what a supervisor needs, since peers fail in too many ways for one variant each.
+    #[error("{component}: {peer}: {message}")]
+    Peer {
+        /// The component (`elasticsearch`, `amqp`).
+        component: &'static str,
+        /// The peer's address (credentials removed).
+        peer: String,
+        /// What happened, and what to do about it.
+        message: String,
+        /// Who has to act.
+        domain: Domain,
+        /// Whether a retry can help.
+        retry: Retry,
+    },
     /// The pipeline stopped listening (it is shutting down).
     #[error("{component}: the pipeline is closed")]
     Closed {
@@ -75,6 +90,7 @@ impl ConnectorError {
             ConnectorError::Open { .. } | ConnectorError::Bind { .. } => Domain::User,
             ConnectorError::Read { .. } | ConnectorError::Write { .. } => Domain::External,
             ConnectorError::Serialize { .. } | ConnectorError::Closed { .. } => Domain::Internal,
+            ConnectorError::Peer { domain, .. } => *domain,
         }
     }
 
@@ -84,6 +100,7 @@ impl ConnectorError {
         match self {
             ConnectorError::Bind { .. } | ConnectorError::Write { .. } | ConnectorError::Read { .. } => Retry::Later,
             ConnectorError::Open { .. } | ConnectorError::Serialize { .. } | ConnectorError::Closed { .. } => Retry::Never,
+            ConnectorError::Peer { retry, .. } => *retry,
         }
     }
 }

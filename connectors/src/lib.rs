@@ -33,5 +33,5 @@ pub mod stdout;
 
 pub use error::ConnectorError;
 pub use registry::{InputConfig, OutputConfig};
-pub use sink::Sink;
+pub use sink::{EventBatch, Sink, SinkFuture};
 pub use source::{shutdown_pair, Shutdown, ShutdownTrigger, SourceContext};

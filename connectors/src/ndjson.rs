@@ -11,7 +11,7 @@
 //! readers of NDJSON skip.
 
 use crate::error::ConnectorError;
-use crate::sink::Sink;
+use crate::sink::{settle_now, EventBatch, Sink, SinkFuture};
 use crate::events::{AlertsWritten, EventsWritten, OutputWriteFailed};
 use rampart_core::{Alert, Event, EventTime, Metrics};
 use serde::{Deserialize, Serialize};
@@ -165,7 +165,18 @@ impl Sink for FileOutput {
         self.cfg.alerts
     }
 
-    fn write_events(&mut self, events: &[Arc<Event>]) -> Result<(), ConnectorError> {
+    fn write_events(&mut self, batch: EventBatch) -> SinkFuture<'_> {
+        settle_now(batch, |events| self.write_event_lines(events))
+    }
+
+    fn write_alerts(&mut self, alerts: Arc<Vec<Alert>>) -> SinkFuture<'_> {
+        Box::pin(std::future::ready(self.write_alert_lines(&alerts)))
+    }
+}
+
+impl FileOutput {
+    /// Writes events now (the blocking core of [`Sink::write_events`]).
+    pub fn write_event_lines(&mut self, events: &[Arc<Event>]) -> Result<(), ConnectorError> {
         if !self.cfg.events || events.is_empty() {
             return Ok(());
         }
@@ -179,7 +190,8 @@ impl Sink for FileOutput {
         Ok(())
     }
 
-    fn write_alerts(&mut self, alerts: &[Alert]) -> Result<(), ConnectorError> {
+    /// Writes alerts now (the blocking core of [`Sink::write_alerts`]).
+    pub fn write_alert_lines(&mut self, alerts: &[Alert]) -> Result<(), ConnectorError> {
         if !self.cfg.alerts || alerts.is_empty() {
             return Ok(());
         }
@@ -233,8 +245,8 @@ pub(crate) mod tests {
         let cfg = FileOutputConfig { dir: dir.path().join("sub/data"), ..Default::default() };
         assert!(cfg.validate().is_empty());
         let mut out = FileOutput::open(cfg, m.clone()).unwrap();
-        out.write_events(&[event("2026-03-01T23:59:59Z", 1), event("2026-03-02T00:00:00Z", 2), event("2026-03-01T10:00:00Z", 3)]).unwrap();
-        out.write_events(&[event("2026-03-02T12:00:00Z", 4)]).unwrap();
+        out.write_event_lines(&[event("2026-03-01T23:59:59Z", 1), event("2026-03-02T00:00:00Z", 2), event("2026-03-01T10:00:00Z", 3)]).unwrap();
+        out.write_event_lines(&[event("2026-03-02T12:00:00Z", 4)]).unwrap();
         let d1 = lines(&dir.path().join("sub/data/events-20260301.ndjson"));
         let d2 = lines(&dir.path().join("sub/data/events-20260302.ndjson"));
         assert_eq!(d1.iter().map(|v| v["details"]["n"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3]);
@@ -245,7 +257,7 @@ pub(crate) mod tests {
         assert_eq!(m.histogram(Stage::AcceptToWritten).len(), 4);
 
         let t = EventTime::from_datetime(chrono::DateTime::parse_from_rfc3339("2026-03-02T08:00:00Z").unwrap());
-        out.write_alerts(&[alert(t), alert(t)]).unwrap();
+        out.write_alert_lines(&[alert(t), alert(t)]).unwrap();
         let a = lines(&dir.path().join("sub/data/alerts-20260302.ndjson"));
         assert_eq!(a.len(), 2);
         let back: Alert = serde_json::from_value(a[0].clone()).unwrap();
@@ -254,7 +266,7 @@ pub(crate) mod tests {
 
         // A second writer (a restart) appends rather than truncating.
         let mut again = FileOutput::open(FileOutputConfig { dir: dir.path().join("sub/data"), fsync: true, ..Default::default() }, m).unwrap();
-        again.write_events(&[event("2026-03-01T11:00:00Z", 5)]).unwrap();
+        again.write_event_lines(&[event("2026-03-01T11:00:00Z", 5)]).unwrap();
         assert_eq!(lines(&dir.path().join("sub/data/events-20260301.ndjson")).len(), 3);
     }
 
@@ -264,7 +276,7 @@ pub(crate) mod tests {
         let m = Arc::new(Metrics::new());
         let mut out = FileOutput::open(FileOutputConfig { dir: dir.path().to_path_buf(), events: false, ..Default::default() }, m.clone()).unwrap();
         assert!(!out.wants_events() && out.wants_alerts());
-        out.write_events(&[event("2026-03-01T00:00:00Z", 1)]).unwrap();
+        out.write_event_lines(&[event("2026-03-01T00:00:00Z", 1)]).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         assert_eq!(m.get(Counter::EventsWritten), 0);
 

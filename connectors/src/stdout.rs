@@ -5,7 +5,7 @@
 
 use crate::error::ConnectorError;
 use crate::ndjson::event_line;
-use crate::sink::Sink;
+use crate::sink::{settle_now, EventBatch, Sink, SinkFuture};
 use crate::events::{AlertsWritten, EventsWritten, OutputWriteFailed};
 use rampart_core::{Alert, Event, Metrics};
 use serde::{Deserialize, Serialize};
@@ -107,7 +107,18 @@ impl<W: Write + Send> Sink for StdoutOutput<W> {
         self.cfg.alerts
     }
 
-    fn write_events(&mut self, events: &[Arc<Event>]) -> Result<(), ConnectorError> {
+    fn write_events(&mut self, batch: EventBatch) -> SinkFuture<'_> {
+        settle_now(batch, |events| self.write_event_lines(events))
+    }
+
+    fn write_alerts(&mut self, alerts: Arc<Vec<Alert>>) -> SinkFuture<'_> {
+        Box::pin(std::future::ready(self.write_alert_lines(&alerts)))
+    }
+}
+
+impl<W: Write + Send> StdoutOutput<W> {
+    /// Writes events now (the blocking core of [`Sink::write_events`]).
+    pub fn write_event_lines(&mut self, events: &[Arc<Event>]) -> Result<(), ConnectorError> {
         if !self.cfg.events || events.is_empty() {
             return Ok(());
         }
@@ -127,7 +138,8 @@ impl<W: Write + Send> Sink for StdoutOutput<W> {
         Ok(())
     }
 
-    fn write_alerts(&mut self, alerts: &[Alert]) -> Result<(), ConnectorError> {
+    /// Writes alerts now (the blocking core of [`Sink::write_alerts`]).
+    pub fn write_alert_lines(&mut self, alerts: &[Alert]) -> Result<(), ConnectorError> {
         if !self.cfg.alerts || alerts.is_empty() {
             return Ok(());
         }
@@ -155,8 +167,8 @@ mod tests {
     fn alerts_by_default_events_on_request_pretty_on_request() {
         let m = Arc::new(Metrics::new());
         let mut out = StdoutOutput::with_writer(StdoutConfig::default(), m.clone(), Vec::new());
-        out.write_events(&[event("2026-03-01T00:00:00Z", 1)]).unwrap();
-        out.write_alerts(&[alert(EventTime(1000)), alert(EventTime(2000))]).unwrap();
+        out.write_event_lines(&[event("2026-03-01T00:00:00Z", 1)]).unwrap();
+        out.write_alert_lines(&[alert(EventTime(1000)), alert(EventTime(2000))]).unwrap();
         let text = String::from_utf8(out.into_inner()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "events are off by default: {text}");
@@ -167,8 +179,8 @@ mod tests {
 
         let cfg = StdoutConfig { events: true, alerts: false, pretty: true };
         let mut out = StdoutOutput::with_writer(cfg, m.clone(), Vec::new());
-        out.write_events(&[event("2026-03-01T00:00:00Z", 7)]).unwrap();
-        out.write_alerts(&[alert(EventTime(1))]).unwrap();
+        out.write_event_lines(&[event("2026-03-01T00:00:00Z", 7)]).unwrap();
+        out.write_alert_lines(&[alert(EventTime(1))]).unwrap();
         let text = String::from_utf8(out.into_inner()).unwrap();
         assert!(text.starts_with("{\n  \"id\": "), "{text}");
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -190,7 +202,7 @@ mod tests {
         }
         let m = Arc::new(Metrics::new());
         let mut out = StdoutOutput::with_writer(StdoutConfig::default(), m.clone(), Broken);
-        let err = out.write_alerts(&[alert(EventTime(1))]).unwrap_err();
+        let err = out.write_alert_lines(&[alert(EventTime(1))]).unwrap_err();
         assert!(matches!(err, ConnectorError::Write { .. }));
         assert_eq!(m.get(Counter::OutputErrors), 1);
         assert_eq!(m.get(Counter::AlertsWritten), 0);

@@ -7,7 +7,8 @@ use super::*;
 use parking_lot::Mutex;
 use rampart_connectors::file::FileConfig;
 use rampart_connectors::ndjson::FileOutputConfig;
-use rampart_connectors::{ConnectorError, InputConfig, OutputConfig};
+use rampart_connectors::{ConnectorError, EventBatch, InputConfig, OutputConfig, SinkFuture};
+use rampart_core::{AckStatus, AckToken};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -165,15 +166,15 @@ impl Sink for SlowSink {
     fn wants_alerts(&self) -> bool {
         true
     }
-    fn write_events(&mut self, events: &[Arc<Event>]) -> Result<(), ConnectorError> {
+    fn write_events(&mut self, batch: EventBatch) -> SinkFuture<'_> {
         std::thread::sleep(Duration::from_millis(3));
         let ahead = self.metrics.get(Counter::EventsAccepted).saturating_sub(self.written.load(Ordering::SeqCst));
         self.max_ahead.fetch_max(ahead, Ordering::SeqCst);
-        self.written.fetch_add(events.len() as u64, Ordering::SeqCst);
-        Ok(())
+        self.written.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(())))
     }
-    fn write_alerts(&mut self, _: &[Alert]) -> Result<(), ConnectorError> {
-        Ok(())
+    fn write_alerts(&mut self, _: Arc<Vec<Alert>>) -> SinkFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -274,4 +275,112 @@ async fn bad_specs_and_unopenable_outputs_are_errors() {
     let s = spec(vec![], vec![OutputConfig::Stdout(Default::default())]);
     let err = run_pipeline(s, FakeEngine::new(), Arc::new(Metrics::new()), futures::future::pending()).await.unwrap_err();
     assert!(matches!(err, PipelineError::Spec(_)), "{err}");
+}
+
+/// A network-style sink: takes batches at once and settles their tokens later, when the
+/// test says so (as an Elasticsearch output does when its bulk request comes back).
+struct HoldingSink {
+    held: Arc<Mutex<Vec<EventBatch>>>,
+    fail: bool,
+}
+
+impl Sink for HoldingSink {
+    fn name(&self) -> &'static str {
+        "holding"
+    }
+    fn wants_events(&self) -> bool {
+        true
+    }
+    fn wants_alerts(&self) -> bool {
+        false
+    }
+    fn write_events(&mut self, batch: EventBatch) -> SinkFuture<'_> {
+        if self.fail {
+            let e = ConnectorError::Write { component: "holding", path: "-".into(), source: std::io::Error::other("store down") };
+            batch.settle(&Err(ConnectorError::Write { component: "holding", path: "-".into(), source: std::io::Error::other("store down") }));
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        self.held.lock().push(batch);
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn write_alerts(&mut self, _: Arc<Vec<Alert>>) -> SinkFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+type Outcomes = Arc<Mutex<Vec<(u64, AckStatus, Option<String>)>>>;
+
+fn acked_batch(n: u64, outcomes: &Outcomes) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let mut e = Normalizer::default().normalize(serde_json::json!({"summary": "x", "n": i}), rampart_core::EventId(i as u128)).unwrap();
+            let o = outcomes.clone();
+            e.ack = Some(AckToken::new(move |s, r| o.lock().push((i, s, r))));
+            e
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn acks_wait_for_every_output_but_not_for_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let file = OutputConfig::File(FileOutputConfig { dir: dir.path().to_path_buf(), ..Default::default() }).build(metrics.clone()).unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let outputs = [OutputActor::launch(file, MAILBOX), OutputActor::launch(Box::new(HoldingSink { held: held.clone(), fail: false }), MAILBOX)];
+    let engine = FakeEngine::new();
+    let (tx, rx) = flume::bounded(2);
+    let outcomes: Outcomes = Default::default();
+    tx.send(acked_batch(3, &outcomes)).unwrap();
+    drop(tx);
+    let errors = crate::input::forward(rx, engine.feed.clone(), outputs.iter().map(|o| o.addr.clone()).collect()).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    // The file output has written them and the engine still holds them, but the holding
+    // output has not settled: no delivery is acknowledged yet.
+    assert_eq!(engine.feed.seen.lock().len(), 3);
+    assert!(engine.feed.seen.lock().iter().all(|e| e.ack.is_none()), "the engine never sees a token");
+    assert!(outcomes.lock().is_empty(), "{:?}", outcomes.lock());
+    // The holding output settles: one rejected, the rest stored.
+    let batch = held.lock().pop().unwrap();
+    batch.acks[1].as_ref().unwrap().report(AckStatus::Rejected, "mapper_parsing_exception");
+    drop(batch);
+    let mut got = outcomes.lock().clone();
+    got.sort_by_key(|o| o.0);
+    assert_eq!(got, [(0, AckStatus::Delivered, None), (1, AckStatus::Rejected, Some("mapper_parsing_exception".into())), (2, AckStatus::Delivered, None)]);
+    for o in outputs {
+        o.close().await.unwrap();
+    }
+}
+
+#[actix_rt::test]
+async fn a_failing_output_errors_the_delivery_and_no_output_delivers_at_once() {
+    let engine = FakeEngine::new();
+    let outcomes: Outcomes = Default::default();
+    let failing = OutputActor::launch(Box::new(HoldingSink { held: Default::default(), fail: true }), MAILBOX);
+    let (tx, rx) = flume::bounded(2);
+    tx.send(acked_batch(2, &outcomes)).unwrap();
+    drop(tx);
+    let errors = crate::input::forward(rx, engine.feed.clone(), vec![failing.addr.clone()]).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(outcomes.lock().iter().all(|(_, s, r)| *s == AckStatus::Errored && r.as_deref().unwrap().contains("store down")), "{:?}", outcomes.lock());
+    assert_eq!(outcomes.lock().len(), 2);
+    failing.close().await.unwrap();
+
+    // A stopped output actor drops the message with its clones: still not "delivered".
+    let gone = OutputActor::launch(Box::new(HoldingSink { held: Default::default(), fail: false }), MAILBOX);
+    let addr = gone.addr.clone();
+    gone.close().await.unwrap();
+    let outcomes: Outcomes = Default::default();
+    let (tx, rx) = flume::bounded(2);
+    tx.send(acked_batch(1, &outcomes)).unwrap();
+    drop(tx);
+    crate::input::forward(rx, engine.feed.clone(), vec![addr]).await;
+    assert_eq!(outcomes.lock()[0].1, AckStatus::Errored, "{:?}", outcomes.lock());
+
+    let outcomes: Outcomes = Default::default();
+    let (tx, rx) = flume::bounded(2);
+    tx.send(acked_batch(2, &outcomes)).unwrap();
+    drop(tx);
+    crate::input::forward(rx, engine.feed.clone(), vec![]).await;
+    assert_eq!(outcomes.lock().iter().filter(|o| o.1 == AckStatus::Delivered).count(), 2);
 }
