@@ -13,6 +13,7 @@
 //! - [`ndjson`]: daily NDJSON files for events and alerts.
 //! - [`stdout`]: NDJSON on standard output.
 //! - [`sink`]: the [`Sink`] trait the outputs implement.
+//! - [`secret`]: [`Secret`] config values and URL credential redaction.
 //! - [`events`]: telemetry structs whose `emit` logs and counts together.
 //! - [`error`]: [`ConnectorError`], with the domain and retry hint supervisors act on.
 //!
@@ -27,11 +28,13 @@ pub mod http;
 mod json;
 pub mod ndjson;
 pub mod registry;
+pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod stdout;
 
 pub use error::ConnectorError;
 pub use registry::{InputConfig, OutputConfig};
+pub use secret::{redact_url, Secret};
 pub use sink::{EventBatch, Sink, SinkFuture};
 pub use source::{shutdown_pair, Shutdown, ShutdownTrigger, SourceContext};
