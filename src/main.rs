@@ -2,15 +2,17 @@
 //! rules, and wires connectors, actors and the engine together (see `docs/architecture.md`).
 //!
 //! Modules: [`config`] (the YAML service config), [`library`] (the embedded rule library),
-//! [`ruletest`] (`rules test`), [`pipeline`] (run / replay / demo wiring).
+//! [`ruletest`] (`rules test`), [`pipeline`] (run / replay / demo wiring), [`kibana`] (the
+//! shipped Kibana saved objects and `kibana import`).
 
 mod config;
+mod kibana;
 mod library;
 mod pipeline;
 mod ruletest;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand};
 use rampart_rules::RuleSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -91,6 +93,42 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         http: Option<String>,
     },
+    /// Kibana and OpenSearch Dashboards: import or export the shipped data views,
+    /// visualizations and dashboard.
+    Kibana {
+        #[command(subcommand)]
+        command: KibanaCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KibanaCommand {
+    /// Import the saved objects (data views events-* and alerts-*, the alerts search, the
+    /// visualizations, the "Rampart: overview" dashboard) through the saved objects import API;
+    /// print the result of each object. Exits 1 if any object is not imported.
+    Import {
+        /// Kibana or OpenSearch Dashboards base URL, with its base path if it has one (e.g.
+        /// http://localhost:5601).
+        #[arg(long)]
+        url: String,
+        /// Kibana space id to import into; default: the default space.
+        #[arg(long)]
+        space: Option<String>,
+        /// User for HTTP basic authentication.
+        #[arg(long, env = "RAMPART_KIBANA_USER", hide_env_values = true)]
+        user: Option<String>,
+        /// Password for HTTP basic authentication (prefer the environment variable: arguments
+        /// are visible to other users of the machine).
+        #[arg(long, env = "RAMPART_KIBANA_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Replace existing objects with the same ids; with `false`, existing ones are
+        /// reported as conflicts and left as they are.
+        #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+        overwrite: bool,
+    },
+    /// Print the saved objects as NDJSON on stdout, for a manual upload (Stack Management →
+    /// Saved Objects → Import).
+    Export,
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +306,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             };
             let ok = pipeline::replay(opts, rules).context("rampart replay")?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Kibana { command: KibanaCommand::Export } => {
+            print!("{}", kibana::SAVED_OBJECTS);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Kibana { command: KibanaCommand::Import { url, space, user, password, overwrite } } => {
+            let credentials = match (user, password) {
+                (Some(u), Some(p)) => Some((u, p)),
+                (None, None) => None,
+                (Some(_), None) => return Err(InvalidInput("--user needs --password (or RAMPART_KIBANA_PASSWORD)".into()).into()),
+                (None, Some(_)) => return Err(InvalidInput("--password needs --user (or RAMPART_KIBANA_USER)".into()).into()),
+            };
+            kibana::import_url(&url, space.as_deref(), overwrite).map_err(InvalidInput)?;
+            kibana::import(&kibana::ImportOptions { url, space, credentials, overwrite })?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Demo { rate, duration, seed, workers, lateness, http } => {
             let rules = load_rules(&[])?;
