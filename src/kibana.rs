@@ -249,7 +249,8 @@ pub fn render(answer: &ImportAnswer, total: usize, overwrite: bool) -> (String, 
         let _ = writeln!(out, "  warning {text}");
     }
     let ok = answer.success && answer.errors.is_empty() && answer.success_count as usize == total;
-    let _ = writeln!(out, "successCount: {} of {total} objects, {} errors", answer.success_count, answer.errors.len());
+    let errors = answer.errors.len();
+    let _ = writeln!(out, "successCount: {} of {total} objects, {errors} error{}", answer.success_count, if errors == 1 { "" } else { "s" });
     (out, ok)
 }
 

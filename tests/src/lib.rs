@@ -5,6 +5,7 @@
 //! - `golden.rs`: cases under `tests/cases/<case>/` replayed at 1, 2 and 4 workers.
 //! - `cli.rs`: `rampart replay`, `rules validate`, `rules test` and the HTTP input,
 //!   through the real binary.
+//! - `kibana.rs`: `rampart kibana import/export` against a stand-in for Kibana's import API.
 //!
 //! This library holds only the helpers those tests share.
 

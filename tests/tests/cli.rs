@@ -250,7 +250,7 @@ fn chrono_like_now() -> String {
 #[test]
 fn docs_cli_md_matches_help() {
     let doc = std::fs::read_to_string(workspace_root().join("docs/cli.md")).unwrap();
-    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["config", "validate", "--help"]] {
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["config", "validate", "--help"], vec!["kibana", "import", "--help"], vec!["kibana", "export", "--help"]] {
         let out = rampart().args(&args).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(doc.contains(help.trim_end()), "docs/cli.md is stale for `rampart {}`: regenerate it from --help", args.join(" "));

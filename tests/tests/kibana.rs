@@ -15,7 +15,7 @@
 use rampart_tests::{rampart_bin, workspace_root};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
