@@ -219,6 +219,10 @@ fn import_fails_clearly_when_nothing_listens_or_input_is_wrong() {
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot reach Kibana") && stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    let out = rampart().args(["kibana", "import", "--url", &format!("http://elastic:hunter2@127.0.0.1:{port}")]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("http://elastic:***@127.0.0.1:{port}/")) && !stderr.contains("hunter2"), "a password in --url is never printed: {stderr}");
 
     let out = rampart().args(["kibana", "import", "--url", &url, "--space", "My Space"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
