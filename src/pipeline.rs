@@ -86,12 +86,23 @@ fn normalizer() -> NormalizerConfig {
     Config::embedded_default().normalizer_config()
 }
 
-/// Fails fast, before anything starts, when an HTTP input's address cannot be bound (in
+/// Fails fast, before anything starts, when a server input's address cannot be bound (in
 /// use, not local): the supervisor would otherwise keep retrying a misconfiguration.
-fn check_http_binds(inputs: &[InputConfig]) -> Result<()> {
+fn check_binds(inputs: &[InputConfig]) -> Result<()> {
     for i in inputs {
-        if let InputConfig::Http(h) = i {
-            std::net::TcpListener::bind(&h.bind).with_context(|| format!("HTTP input cannot listen on {} (is another process using it? set `bind:` in the config)", h.bind))?;
+        match i {
+            InputConfig::Http(h) => {
+                std::net::TcpListener::bind(&h.bind).with_context(|| format!("HTTP input cannot listen on {} (is another process using it? set `bind:` in the config)", h.bind))?;
+            }
+            InputConfig::Syslog(s) => {
+                if let Some(a) = &s.udp {
+                    std::net::UdpSocket::bind(a).with_context(|| format!("syslog input cannot listen on udp:{a} (is another process using it? set `udp:` in the config)"))?;
+                }
+                if let Some(a) = &s.tcp {
+                    std::net::TcpListener::bind(a).with_context(|| format!("syslog input cannot listen on tcp:{a} (is another process using it? set `tcp:` in the config)"))?;
+                }
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -99,7 +110,7 @@ fn check_http_binds(inputs: &[InputConfig]) -> Result<()> {
 
 /// `rampart run`.
 pub fn run(cfg: Config, rules: Arc<RuleSet>) -> Result<()> {
-    check_http_binds(&cfg.inputs)?;
+    check_binds(&cfg.inputs)?;
     let engine_cfg = EngineConfig { workers: cfg.engine.workers, lateness: cfg.engine.lateness, max_refs: cfg.engine.max_refs, ..EngineConfig::default() };
     let spec = PipelineSpec {
         inputs: cfg.inputs.clone(),
@@ -143,7 +154,7 @@ pub fn demo(opts: DemoOptions, rules: Arc<RuleSet>) -> Result<()> {
     if let Some(bind) = opts.http {
         inputs.push(InputConfig::Http(HttpConfig { bind, ..HttpConfig::default() }));
     }
-    check_http_binds(&inputs)?;
+    check_binds(&inputs)?;
     let spec = PipelineSpec {
         inputs,
         outputs: vec![OutputConfig::Stdout(StdoutConfig { events: false, alerts: true, pretty: false })],

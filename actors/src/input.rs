@@ -6,7 +6,7 @@
 //! taking the next. A slow consumer therefore stops the forwarder, the channel fills, and
 //! the connector waits: memory stays bounded by a few batches per hop.
 //!
-//! Supervision: a server input (`http`) that fails is restarted with exponential backoff
+//! Supervision: a server input (`http`, `syslog`) that fails is restarted with exponential backoff
 //! (1 s doubling to 30 s) while the pipeline runs, when its error says a retry can help;
 //! a finite input (`file`, `demo`) that fails is reported, not restarted (re-reading a
 //! file would duplicate what was already accepted).
@@ -15,7 +15,7 @@ use crate::output::{OutputActor, WriteEvents};
 use crate::pipeline::EngineFeed;
 use actix::prelude::*;
 use futures::future::join_all;
-use rampart_connectors::{demo, file, http, EventBatch, InputConfig, Shutdown, SourceContext};
+use rampart_connectors::{demo, file, http, syslog, ConnectorError, EventBatch, InputConfig, Shutdown, SourceContext};
 use rampart_core::{AckStatus, AckToken, Event, Metrics, Normalizer, Retry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,12 +103,24 @@ async fn run_connector(cfg: InputConfig, source: SourceContext) -> Vec<String> {
             Ok(_) => Vec::new(),
             Err(e) => vec![e.to_string()],
         },
-        InputConfig::Http(c) => supervise_server(&name, &c, source).await,
+        InputConfig::Http(c) => {
+            let c = &c;
+            supervise_server(&name, source, |s| async move { http::start(c, s)?.finished().await.map(|()| Vec::new()) }).await
+        }
+        InputConfig::Syslog(c) => {
+            let (c, name) = (&c, name.as_str());
+            supervise_server(name, source, |s| async move { syslog::run(c, s).await.map(|stats| stats.problems(name)) }).await
+        }
     }
 }
 
-/// Keeps an HTTP input up until shutdown, restarting it with backoff.
-async fn supervise_server(name: &str, cfg: &rampart_connectors::http::HttpConfig, source: SourceContext) -> Vec<String> {
+/// Keeps a server input up until shutdown, restarting it with backoff. One `serve` runs
+/// the server until it stops and returns its problems, or fails.
+async fn supervise_server<S, F>(name: &str, source: SourceContext, mut serve: S) -> Vec<String>
+where
+    S: FnMut(SourceContext) -> F,
+    F: std::future::Future<Output = Result<Vec<String>, ConnectorError>>,
+{
     let mut errors = Vec::new();
     let mut shutdown = source.shutdown.clone();
     let mut backoff = Duration::from_secs(1);
@@ -116,12 +128,14 @@ async fn supervise_server(name: &str, cfg: &rampart_connectors::http::HttpConfig
         if shutdown.is_triggered() {
             break;
         }
-        let failure = match http::start(cfg, source.clone()) {
-            Ok(server) => match server.finished().await {
-                Ok(()) if shutdown.is_triggered() => break,
-                Ok(()) => format!("{name}: server stopped unexpectedly"),
-                Err(e) => e.to_string(),
-            },
+        let failure = match serve(source.clone()).await {
+            Ok(problems) => {
+                errors.extend(problems);
+                if shutdown.is_triggered() {
+                    break;
+                }
+                format!("{name}: server stopped unexpectedly")
+            }
             Err(e) if e.retry() == Retry::Never => {
                 errors.push(e.to_string());
                 break;

@@ -46,6 +46,32 @@ impl RecordInvalid<'_> {
     }
 }
 
+/// An input received events but had to drop them: the pipeline was full and the protocol
+/// cannot push back (UDP). Callers rate-limit `loud` (a flood of drops is one warning every
+/// few seconds, not one per datagram).
+pub struct EventsDropped<'a> {
+    /// The input.
+    pub input: &'a str,
+    /// How many were dropped now.
+    pub count: u64,
+    /// How many this input has dropped in all (for the log line).
+    pub total: u64,
+    /// Log at `warn` rather than `debug`.
+    pub loud: bool,
+}
+
+impl EventsDropped<'_> {
+    /// Counts `rampart_events_dropped_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        if self.loud {
+            tracing::warn!(input = self.input, total = self.total, "the pipeline is full: dropping received events ({} so far)", self.total);
+        } else {
+            tracing::debug!(input = self.input, total = self.total, "dropped {} events: the pipeline is full", self.count);
+        }
+        metrics.add(Counter::EventsDropped, self.count);
+    }
+}
+
 /// An output durably wrote a batch of events.
 pub struct EventsWritten<'a> {
     /// The output (`file`, `stdout`).

@@ -9,6 +9,8 @@
 //!   [`Shutdown`]) and the batch size.
 //! - [`file`]: NDJSON / concatenated / pretty-printed JSON from a file or stdin.
 //! - [`http`]: `POST /events`, `GET /metrics`, `GET /health` (actix-web).
+//! - [`syslog`]: RFC 5424 / RFC 3164 syslog over UDP and TCP (octet-counted or newline
+//!   framing).
 //! - [`demo`]: realistic background traffic with planted attacks, live or offline.
 //! - [`ndjson`]: daily NDJSON files for events and alerts.
 //! - [`stdout`]: NDJSON on standard output.
@@ -32,6 +34,7 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod stdout;
+pub mod syslog;
 
 pub use error::ConnectorError;
 pub use registry::{InputConfig, OutputConfig};

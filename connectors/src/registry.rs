@@ -1,5 +1,5 @@
 //! Registration: the config file's `inputs:` and `outputs:` entries, one serde-tagged enum
-//! each (`type: file | http | demo`, `type: file | stdout`), their validation, and the one
+//! each (`type: file | http | syslog | demo`, `type: file | stdout`), their validation, and the one
 //! `match` that builds an output. Adding a connector is its file, one variant, one arm and
 //! one example under `config/examples/`; serde names the valid types in its error.
 
@@ -10,6 +10,7 @@ use crate::http::HttpConfig;
 use crate::ndjson::{FileOutput, FileOutputConfig};
 use crate::sink::Sink;
 use crate::stdout::{StdoutConfig, StdoutOutput};
+use crate::syslog::SyslogConfig;
 use rampart_core::Metrics;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub enum InputConfig {
     File(FileConfig),
     /// `POST /events` over HTTP, until shut down.
     Http(HttpConfig),
+    /// Syslog (RFC 5424 / RFC 3164) over UDP and/or TCP, until shut down.
+    Syslog(SyslogConfig),
     /// Generated traffic with planted attacks.
     Demo(DemoConfig),
 }
@@ -32,6 +35,7 @@ impl InputConfig {
         match self {
             InputConfig::File(_) => "file",
             InputConfig::Http(_) => "http",
+            InputConfig::Syslog(_) => "syslog",
             InputConfig::Demo(_) => "demo",
         }
     }
@@ -41,16 +45,18 @@ impl InputConfig {
     pub fn is_finite(&self) -> bool {
         match self {
             InputConfig::File(_) => true,
-            InputConfig::Http(_) => false,
+            InputConfig::Http(_) | InputConfig::Syslog(_) => false,
             InputConfig::Demo(d) => d.duration.is_some(),
         }
     }
 
-    /// A short name for logs and reports (`file:/var/log/x.json`, `http:127.0.0.1:8080`).
+    /// A short name for logs and reports (`file:/var/log/x.json`, `http:127.0.0.1:8080`,
+    /// `syslog:udp:127.0.0.1:5514,tcp:127.0.0.1:5514`).
     pub fn describe(&self) -> String {
         match self {
             InputConfig::File(f) => format!("file:{}", f.path),
             InputConfig::Http(h) => format!("http:{}", h.bind),
+            InputConfig::Syslog(s) => format!("syslog:{}", s.listeners()),
             InputConfig::Demo(d) => format!("demo:seed={}", d.seed),
         }
     }
@@ -60,6 +66,7 @@ impl InputConfig {
         let problems = match self {
             InputConfig::File(c) => c.validate(),
             InputConfig::Http(c) => c.validate(),
+            InputConfig::Syslog(c) => c.validate(),
             InputConfig::Demo(c) => c.validate(),
         };
         problems.into_iter().map(|p| format!("{}: {p}", self.kind())).collect()
@@ -237,7 +244,7 @@ mod tests {
     fn every_example_config_parses_and_validates() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
         let mut seen = Vec::new();
-        for name in ["file", "http", "demo", "file_output", "stdout"] {
+        for name in ["file", "http", "syslog", "demo", "file_output", "stdout"] {
             let path = dir.join(format!("{name}.yml"));
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let d = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -252,6 +259,6 @@ mod tests {
             }
         }
         seen.sort();
-        assert_eq!(seen, ["demo", "file", "file", "http", "stdout"]);
+        assert_eq!(seen, ["demo", "file", "file", "http", "stdout", "syslog"]);
     }
 }

@@ -42,6 +42,9 @@ named_enum!(
         EventsAccepted => ("rampart_events_accepted_total", "Events accepted by inputs"),
         /// Inputs that could not be read as events (not JSON, not an object).
         EventsInvalid => ("rampart_events_invalid_total", "Inputs rejected as invalid events"),
+        /// Events an input received but had to drop because the pipeline was full and the
+        /// protocol cannot push back (UDP syslog).
+        EventsDropped => ("rampart_events_dropped_total", "Events received but dropped because the pipeline was full (inputs that cannot push back, e.g. UDP syslog)"),
         /// Events older than the watermark: stored, not correlated.
         EventsLate => ("rampart_events_late_total", "Events later than the allowed lateness (stored, not correlated)"),
         /// Events written by an output.

@@ -70,6 +70,12 @@ impl Normalizer {
         Normalizer { cfg }
     }
 
+    /// The zone for timestamps that carry none, for inputs that read times themselves
+    /// (syslog's year-less stamps).
+    pub fn naive_zone(&self) -> NaiveZone {
+        self.cfg.naive_zone
+    }
+
     /// Normalizes one sender value received now.
     pub fn normalize(&self, value: Value, id: EventId) -> Result<Event, NormalizeError> {
         self.normalize_at(value, id, EventTime::now())
