@@ -26,6 +26,14 @@ impl Outcome {
     pub(crate) fn retryable(&self) -> bool {
         matches!(self, Outcome::Errored(_) | Outcome::Unconfirmed(_))
     }
+
+    /// Why it is not delivered (`stored` when it is).
+    pub(crate) fn reason(&self) -> &str {
+        match self {
+            Outcome::Delivered => "stored",
+            Outcome::Errored(w) | Outcome::Rejected(w) | Outcome::Unconfirmed(w) => w,
+        }
+    }
 }
 
 /// The tokens of one request and their outcomes.

@@ -101,14 +101,7 @@ fn answer(outcomes: &[Outcome], positions: &[(u64, u64)]) -> HttpResponse {
         }));
     }
     let failed = n - delivered;
-    let (i, why) = outcomes
-        .iter()
-        .enumerate()
-        .find_map(|(i, o)| match o {
-            Outcome::Errored(w) | Outcome::Unconfirmed(w) => Some((i, w.as_str())),
-            _ => None,
-        })
-        .unwrap_or((0, "not stored"));
+    let (i, why) = outcomes.iter().enumerate().find(|(_, o)| o.retryable()).map(|(i, o)| (i, o.reason())).unwrap_or((0, "not stored"));
     HttpResponse::ServiceUnavailable().insert_header(("Retry-After", "1")).json(json!({
         "error": format!("{failed} of {n} events not stored (first at {}: {why}); send the request again", at(i)),
         "accepted": n, "delivered": delivered, "retry": true,

@@ -362,11 +362,12 @@ async fn bulk_arrays_path_index_gzip_and_retries() {
     gz.write_all(b"{\"index\":{\"_index\":\"mozdef\",\"_id\":\"k\"}}\n{\"summary\":\"y\"}\n").unwrap();
     let r = send(a, "POST", "/_bulk", &[("Content-Encoding", "gzip"), ("Content-Type", "application/x-ndjson")], &gz.finish().unwrap()).await;
     assert_eq!((r.status, r.json()["items"][0]["index"]["status"].clone()), (200, json!(201)), "{}", r.body);
-    let events = stored.lock().unwrap();
-    assert_eq!(events.len(), 3);
-    assert_eq!(events[1].id, events[2].id, "a retried _id keeps its event id");
-    assert_eq!(events[0].doc["details"]["bulkindex"], "mozdef");
-    drop(events);
+    {
+        let events = stored.lock().unwrap();
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[1].id, events[2].id, "a retried _id keeps its event id");
+        assert_eq!(events[0].doc["details"]["bulkindex"], "mozdef");
+    }
     // Refused as a whole: a malformed action line, or an empty body.
     let r = call(a, "POST", "/_bulk", None, b"{\"index\":{}}\n{\"a\":1}\n{\"index\":{\"_id\":[]}}\n{\"a\":2}\n").await;
     assert_eq!(r.status, 400);
