@@ -22,6 +22,7 @@ export RUST_BACKTRACE=1
 echo "== services"
 if [[ -z "${RAMPART_TEST_AMQP_URL:-}" ]]; then bash scripts/services/rabbitmq.sh start; fi
 if [[ -z "${RAMPART_TEST_ES_URL:-}" ]]; then bash scripts/services/opensearch.sh start; fi
+bash scripts/services/rsyslog.sh install   # rsyslogd + omelasticsearch for tests/tests/http_shippers.rs
 
 echo "== build"
 cargo build --workspace --all-targets --locked

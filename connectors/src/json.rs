@@ -231,7 +231,7 @@ impl Scanner {
 
 /// serde_json ends its messages with ` at line L column C`; positions are reported
 /// absolutely by the caller instead.
-fn strip_position(msg: &str) -> String {
+pub(crate) fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) if msg[i..].contains(" column ") => msg[..i].to_string(),
         _ => msg.to_string(),

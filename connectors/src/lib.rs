@@ -8,7 +8,9 @@
 //! - [`source`]: what every source gets ([`SourceContext`]: channel, metrics, normalizer,
 //!   [`Shutdown`]) and the batch size.
 //! - [`file`]: NDJSON / concatenated / pretty-printed JSON from a file or stdin.
-//! - [`http`]: `POST /events`, `GET /metrics`, `GET /health` (actix-web).
+//! - [`http`]: MozDef loginput's endpoints (`/events`, `/nxlog`, `/cef`, `/custom/<app>`),
+//!   Elasticsearch's `_bulk` and the startup calls shippers make, `GET /metrics`, `GET /health`
+//!   (actix-web), answering each request once its events are stored.
 //! - [`syslog`]: RFC 5424 / RFC 3164 syslog over UDP and TCP (octet-counted or newline
 //!   framing).
 //! - [`demo`]: realistic background traffic with planted attacks, live or offline.

@@ -21,7 +21,7 @@ use std::sync::Arc;
 pub enum InputConfig {
     /// JSON events from a file or stdin, read once to the end.
     File(FileConfig),
-    /// `POST /events` over HTTP, until shut down.
+    /// MozDef loginput and Elasticsearch bulk endpoints over HTTP, until shut down.
     Http(HttpConfig),
     /// Syslog (RFC 5424 / RFC 3164) over UDP and/or TCP, until shut down.
     Syslog(SyslogConfig),
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn validate_reports_every_problem_with_its_component() {
-        let i = InputConfig::Http(HttpConfig { bind: "x".into(), max_body: 0, workers: 1 });
+        let i = InputConfig::Http(HttpConfig { bind: "x".into(), max_body: 0, workers: 1, ..Default::default() });
         let p = i.validate();
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p.iter().all(|m| m.starts_with("http: ")));

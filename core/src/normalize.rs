@@ -7,6 +7,9 @@
 //! other top-level key is moved under `details`. Nothing the sender sent is dropped: a key
 //! that would collide inside `details` is kept with a `_top` suffix, and a sender's own
 //! `receivedtimestamp` moves to `details.receivedtimestamp`.
+//!
+//! [`Normalizer::verbatim_at`] is the exception MozDef's custom endpoints need: the
+//! document stays as sent, with only the missing `utctimestamp`/`receivedtimestamp` added.
 
 use crate::event::{Event, EventId};
 use crate::metrics::clock_ns;
@@ -81,6 +84,47 @@ impl Normalizer {
         self.normalize_at(value, id, EventTime::now())
     }
 
+    /// Makes an event of a sender object *without* normalizing it (MozDef's custom
+    /// endpoints): the document is the object as sent, plus `utctimestamp` and
+    /// `receivedtimestamp` when it has none. The event time is the first time synonym (see
+    /// [`SYNONYMS`]) whose value parses, else `received`; an added `utctimestamp` carries
+    /// it. Nothing is moved, renamed or dropped.
+    pub fn verbatim_at(&self, value: Value, id: EventId, received: EventTime) -> Result<Event, NormalizeError> {
+        let accepted_ns = clock_ns();
+        let mut doc = match value {
+            Value::Object(m) => m,
+            other => return Err(NormalizeError::NotAnObject { found: json_type(&other) }),
+        };
+        let (time, _) = self.event_time(&doc, received);
+        let time = time.unwrap_or(received);
+        if !doc.contains_key("utctimestamp") {
+            doc.insert("utctimestamp".into(), Value::String(time.to_rfc3339()));
+        }
+        if !doc.contains_key("receivedtimestamp") {
+            doc.insert("receivedtimestamp".into(), Value::String(received.to_rfc3339()));
+        }
+        Ok(Event { id, time, received, accepted_ns, doc, ack: None })
+    }
+
+    /// The first time synonym whose value parses, and whether some synonym was present
+    /// but did not parse.
+    fn event_time(&self, src: &Map<String, Value>, received: EventTime) -> (Option<EventTime>, bool) {
+        let mut unparsed = false;
+        for key in SYNONYMS[0].1 {
+            let Some(v) = src.get(*key) else { continue };
+            let parsed = match v {
+                Value::String(s) => parse_timestamp(s, self.cfg.naive_zone, received),
+                Value::Number(n) => n.as_f64().and_then(epoch_number_to_time),
+                _ => None,
+            };
+            match parsed {
+                Some(t) => return (Some(t), unparsed),
+                None => unparsed = true,
+            }
+        }
+        (None, unparsed)
+    }
+
     /// Normalizes one sender value, received at `received`.
     pub fn normalize_at(&self, value: Value, id: EventId, received: EventTime) -> Result<Event, NormalizeError> {
         let accepted_ns = clock_ns();
@@ -100,23 +144,7 @@ impl Normalizer {
 
         // Time: the first synonym whose value parses. Keys other than the schema's own
         // stay in `details` with their original text.
-        let mut time = None;
-        let mut time_unparsed = false;
-        for key in SYNONYMS[0].1 {
-            let Some(v) = src.get(*key) else { continue };
-            let parsed = match v {
-                Value::String(s) => parse_timestamp(s, self.cfg.naive_zone, received),
-                Value::Number(n) => n.as_f64().and_then(epoch_number_to_time),
-                _ => None,
-            };
-            match parsed {
-                Some(t) => {
-                    time = Some(t);
-                    break;
-                }
-                None => time_unparsed = true,
-            }
-        }
+        let (time, time_unparsed) = self.event_time(&src, received);
         for schema_time in ["utctimestamp", "@timestamp"] {
             if let Some(v) = src.shift_remove(schema_time) {
                 // A sender value that did not parse is kept; one that did is re-written.
@@ -307,6 +335,25 @@ mod tests {
         assert_eq!(e.doc["hostname"], json!("dc01"));
         assert_eq!(e.doc["details"]["host"]["ip"], json!(["10.0.0.1"]));
         assert_eq!(e.time.to_rfc3339(), "2026-01-01T00:00:00.000+00:00");
+    }
+
+    #[test]
+    fn verbatim_keeps_the_document_and_adds_only_the_times_it_lacks() {
+        let n = Normalizer::default();
+        let received = EventTime(1_795_000_000_000);
+        let sent = json!({"message": "x", "host": {"name": "a"}, "timestamp": "2026-01-02T03:04:05Z", "details": 5});
+        let e = n.verbatim_at(sent.clone(), EventId(7), received).unwrap();
+        assert_eq!(e.time.to_rfc3339(), "2026-01-02T03:04:05.000+00:00");
+        let mut want = sent.as_object().unwrap().clone();
+        want.insert("utctimestamp".into(), json!("2026-01-02T03:04:05.000+00:00"));
+        want.insert("receivedtimestamp".into(), json!(received.to_rfc3339()));
+        assert_eq!(e.doc, want, "nothing moved, renamed or dropped");
+        // A document with its own (even unparseable) times keeps them; the time falls back
+        // to the receive time.
+        let e = n.verbatim_at(json!({"utctimestamp": "soon", "receivedtimestamp": 1}), EventId(8), received).unwrap();
+        assert_eq!(e.doc, *json!({"utctimestamp": "soon", "receivedtimestamp": 1}).as_object().unwrap());
+        assert_eq!(e.time, received);
+        assert!(n.verbatim_at(json!("x"), EventId(9), received).is_err());
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! - `cli.rs`: `rampart replay`, `rules validate`, `rules test` and the HTTP input,
 //!   through the real binary.
 //! - `kibana.rs`: `rampart kibana import/export` against a stand-in for Kibana's import API.
+//! - `http_shippers.rs`: real log shippers (rsyslog's `omelasticsearch`) sending to the
+//!   binary's HTTP input as if it were Elasticsearch.
 //!
 //! This library holds only the helpers those tests share.
 
