@@ -6,6 +6,7 @@
 //! - `cli.rs`: `rampart replay`, `rules validate`, `rules test` and the HTTP input,
 //!   through the real binary.
 //! - `kibana.rs`: `rampart kibana import/export` against a stand-in for Kibana's import API.
+//! - `services_elasticsearch.rs`: the Elasticsearch output against a real OpenSearch node.
 //!
 //! This library holds only the helpers those tests share.
 
