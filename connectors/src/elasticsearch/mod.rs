@@ -952,9 +952,9 @@ impl Shared {
         if actions.is_empty() {
             return Ok(());
         }
-        let body = json!({"actions": actions}).to_string().into_bytes();
-        fail("moving aliases", self.request(Method::Post, "/_aliases", &[], Some(body), JSON).await)?;
-        tracing::info!(output = OUTPUT, peer = %self.peer, "aliases {prefix}/{previous} updated for {index}: {actions:?}");
+        let body = json!({"actions": actions}).to_string();
+        fail("moving aliases", self.request(Method::Post, "/_aliases", &[], Some(body.clone().into_bytes()), JSON).await)?;
+        tracing::info!(output = OUTPUT, peer = %self.peer, "aliases moved for {index}: {body}");
         Ok(())
     }
 }
