@@ -108,6 +108,64 @@ impl AlertsWritten<'_> {
     }
 }
 
+/// An output's request failed in a way a retry may fix (no connection, a timeout, 429,
+/// 5xx); it sends the affected documents again after `delay`.
+pub struct OutputRetrying<'a> {
+    /// The output.
+    pub output: &'a str,
+    /// Where it writes (credentials redacted).
+    pub peer: &'a str,
+    /// Documents to send again.
+    pub docs: usize,
+    /// Failed attempts so far for these documents.
+    pub attempt: u32,
+    /// Wait before the next attempt.
+    pub delay: std::time::Duration,
+    /// What went wrong.
+    pub reason: &'a str,
+    /// Log at `warn` (the caller limits how often) rather than `debug`.
+    pub loud: bool,
+}
+
+impl OutputRetrying<'_> {
+    /// Counts one failed attempt in `rampart_output_errors_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        if self.loud {
+            tracing::warn!(output = self.output, peer = self.peer, docs = self.docs, attempt = self.attempt, "write failed, retrying in {:?}: {}", self.delay, self.reason);
+        } else {
+            tracing::debug!(output = self.output, peer = self.peer, docs = self.docs, attempt = self.attempt, "write failed, retrying in {:?}: {}", self.delay, self.reason);
+        }
+        metrics.add(Counter::OutputErrors, 1);
+    }
+}
+
+/// An output gave up on records: the store refused them for good (dead-lettered), failed
+/// in a way a retry cannot fix now, or the retry time ran out.
+pub struct OutputRecordsFailed<'a> {
+    /// The output.
+    pub output: &'a str,
+    /// How many records.
+    pub count: u64,
+    /// The first record's reason.
+    pub reason: &'a str,
+    /// What became of them (`not stored`, `sent to the dead-letter index`).
+    pub what: &'a str,
+    /// Log at `warn` (the caller limits how often) rather than `debug`.
+    pub loud: bool,
+}
+
+impl OutputRecordsFailed<'_> {
+    /// Counts each record in `rampart_output_errors_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        if self.loud {
+            tracing::warn!(output = self.output, count = self.count, "{} records {}: {}", self.count, self.what, self.reason);
+        } else {
+            tracing::debug!(output = self.output, count = self.count, "{} records {}: {}", self.count, self.what, self.reason);
+        }
+        metrics.add(Counter::OutputErrors, self.count);
+    }
+}
+
 /// An output failed to write a batch.
 pub struct OutputWriteFailed<'a> {
     /// The output.

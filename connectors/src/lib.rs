@@ -16,6 +16,7 @@
 //! - [`demo`]: realistic background traffic with planted attacks, live or offline.
 //! - [`ndjson`]: daily NDJSON files for events and alerts.
 //! - [`stdout`]: NDJSON on standard output.
+//! - [`elasticsearch`]: bulk indexing into Elasticsearch / OpenSearch with per-item acks.
 //! - [`sink`]: the [`Sink`] trait the outputs implement.
 //! - [`secret`]: [`Secret`] config values and URL credential redaction.
 //! - [`events`]: telemetry structs whose `emit` logs and counts together.
@@ -25,6 +26,7 @@
 //! with it, so an HTTP body and a file report the same positions and messages.
 
 pub mod demo;
+pub mod elasticsearch;
 pub mod error;
 pub mod events;
 pub mod file;

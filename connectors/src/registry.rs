@@ -1,9 +1,10 @@
 //! Registration: the config file's `inputs:` and `outputs:` entries, one serde-tagged enum
-//! each (`type: file | http | syslog | demo`, `type: file | stdout`), their validation, and the one
+//! each (`type: file | http | syslog | demo`, `type: file | stdout | elasticsearch`), their validation, and the one
 //! `match` that builds an output. Adding a connector is its file, one variant, one arm and
 //! one example under `config/examples/`; serde names the valid types in its error.
 
 use crate::demo::DemoConfig;
+use crate::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput};
 use crate::error::ConnectorError;
 use crate::file::FileConfig;
 use crate::http::HttpConfig;
@@ -81,6 +82,8 @@ pub enum OutputConfig {
     File(FileOutputConfig),
     /// NDJSON on standard output.
     Stdout(StdoutConfig),
+    /// Elasticsearch / OpenSearch bulk indexing (boxed: its config is ten times the others').
+    Elasticsearch(Box<ElasticsearchConfig>),
 }
 
 impl OutputConfig {
@@ -89,6 +92,7 @@ impl OutputConfig {
         match self {
             OutputConfig::File(_) => "file",
             OutputConfig::Stdout(_) => "stdout",
+            OutputConfig::Elasticsearch(_) => "elasticsearch",
         }
     }
 
@@ -97,6 +101,7 @@ impl OutputConfig {
         match self {
             OutputConfig::File(c) => c.events,
             OutputConfig::Stdout(c) => c.events,
+            OutputConfig::Elasticsearch(c) => c.events,
         }
     }
 
@@ -105,6 +110,7 @@ impl OutputConfig {
         match self {
             OutputConfig::File(c) => c.alerts,
             OutputConfig::Stdout(c) => c.alerts,
+            OutputConfig::Elasticsearch(c) => c.alerts,
         }
     }
 
@@ -113,6 +119,7 @@ impl OutputConfig {
         let problems = match self {
             OutputConfig::File(c) => c.validate(),
             OutputConfig::Stdout(c) => c.validate(),
+            OutputConfig::Elasticsearch(c) => c.validate(),
         };
         problems.into_iter().map(|p| format!("{}: {p}", self.kind())).collect()
     }
@@ -122,6 +129,7 @@ impl OutputConfig {
         Ok(match self {
             OutputConfig::File(c) => Box::new(FileOutput::open(c.clone(), metrics)?),
             OutputConfig::Stdout(c) => Box::new(StdoutOutput::new(c.clone(), metrics)),
+            OutputConfig::Elasticsearch(c) => Box::new(ElasticsearchOutput::new(c.as_ref().clone(), metrics)?),
         })
     }
 }
@@ -244,7 +252,7 @@ mod tests {
     fn every_example_config_parses_and_validates() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
         let mut seen = Vec::new();
-        for name in ["file", "http", "syslog", "demo", "file_output", "stdout"] {
+        for name in ["file", "http", "syslog", "demo", "file_output", "stdout", "elasticsearch"] {
             let path = dir.join(format!("{name}.yml"));
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let d = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -259,6 +267,6 @@ mod tests {
             }
         }
         seen.sort();
-        assert_eq!(seen, ["demo", "file", "file", "http", "stdout", "syslog"]);
+        assert_eq!(seen, ["demo", "elasticsearch", "file", "file", "http", "stdout", "syslog"]);
     }
 }

@@ -8,6 +8,7 @@
 //! - `kibana.rs`: `rampart kibana import/export` against a stand-in for Kibana's import API.
 //! - `http_shippers.rs`: real log shippers (rsyslog's `omelasticsearch`) sending to the
 //!   binary's HTTP input as if it were Elasticsearch.
+//! - `services_elasticsearch.rs`: the Elasticsearch output against a real OpenSearch node.
 //!
 //! This library holds only the helpers those tests share.
 
