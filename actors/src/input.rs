@@ -7,7 +7,8 @@
 //! the connector waits: memory stays bounded by a few batches per hop.
 //!
 //! Supervision: a server input (`http`, `syslog`) that fails is restarted with exponential backoff
-//! (1 s doubling to 30 s) while the pipeline runs, when its error says a retry can help;
+//! (1 s doubling to 30 s) while the pipeline runs, when its error says a retry can help; an
+//! `amqp` input reconnects the same way with its own `reconnect_min`/`reconnect_max`;
 //! a finite input (`file`, `demo`) that fails is reported, not restarted (re-reading a
 //! file would duplicate what was already accepted).
 
@@ -15,6 +16,7 @@ use crate::output::{OutputActor, WriteEvents};
 use crate::pipeline::EngineFeed;
 use actix::prelude::*;
 use futures::future::join_all;
+use rampart_connectors::amqp::{AmqpConfig, AmqpInput, SessionEnd};
 use rampart_connectors::{demo, file, http, syslog, ConnectorError, EventBatch, InputConfig, Shutdown, SourceContext};
 use rampart_core::{AckStatus, AckToken, Event, Metrics, Normalizer, Retry};
 use std::sync::Arc;
@@ -111,7 +113,48 @@ async fn run_connector(cfg: InputConfig, source: SourceContext) -> Vec<String> {
             let (c, name) = (&c, name.as_str());
             supervise_server(name, source, |s| async move { syslog::run(c, s).await.map(|stats| stats.problems(name)) }).await
         }
+        InputConfig::Amqp(c) => supervise_amqp(c, source).await,
     }
+}
+
+/// Keeps an AMQP input consuming until shutdown. A failure to connect is retried after
+/// `reconnect_min`, doubling up to `reconnect_max`; a session that was consuming and lost
+/// its connection starts again from `reconnect_min`. Refusals no retry can fix (bad
+/// credentials, a declaration that contradicts the broker, a missing queue with
+/// `declare: false`) stop the input.
+async fn supervise_amqp(cfg: AmqpConfig, source: SourceContext) -> Vec<String> {
+    let mut shutdown = source.shutdown.clone();
+    let (min, max) = (cfg.reconnect_min, cfg.reconnect_max);
+    let mut input = AmqpInput::new(cfg, source);
+    let mut errors = Vec::new();
+    let mut backoff = min;
+    loop {
+        let failure = match input.session().await {
+            Ok(SessionEnd::Shutdown) => break,
+            Ok(SessionEnd::Lost(e)) => {
+                backoff = min;
+                e.to_string()
+            }
+            Err(e) if e.retry() == Retry::Never => {
+                tracing::error!("{e}");
+                errors.push(e.to_string());
+                break;
+            }
+            Err(e) => e.to_string(),
+        };
+        let wait = rampart_core::time::format_duration(backoff);
+        tracing::warn!("{failure}; reconnecting in {wait}");
+        if errors.len() < MAX_ERRORS / 2 {
+            errors.push(format!("{failure} (reconnecting in {wait})"));
+        }
+        tokio::select! {
+            _ = actix_rt::time::sleep(backoff) => {}
+            _ = shutdown.wait() => break,
+        }
+        backoff = (backoff * 2).min(max);
+    }
+    errors.extend(input.into_errors());
+    errors
 }
 
 /// Keeps a server input up until shutdown, restarting it with backoff. One `serve` runs

@@ -181,3 +181,88 @@ impl OutputWriteFailed<'_> {
         metrics.add(Counter::OutputErrors, 1);
     }
 }
+
+/// An AMQP input published a message to its dead-letter exchange (and then acked it).
+pub struct MessageDeadLettered<'a> {
+    /// The input (`amqp:eventtask`).
+    pub input: &'a str,
+    /// Why it can never be stored.
+    pub reason: &'a str,
+}
+
+impl MessageDeadLettered<'_> {
+    /// Counts `rampart_amqp_dead_lettered_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::debug!(input = self.input, reason = self.reason, "message dead-lettered");
+        metrics.add(Counter::AmqpDeadLettered, 1);
+    }
+}
+
+/// An AMQP input handed a message back for redelivery (nack with requeue).
+pub struct MessageRequeued<'a> {
+    /// The input.
+    pub input: &'a str,
+    /// What the output that failed said.
+    pub reason: &'a str,
+}
+
+impl MessageRequeued<'_> {
+    /// Counts `rampart_amqp_requeued_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::debug!(input = self.input, reason = self.reason, "message requeued");
+        metrics.add(Counter::AmqpRequeued, 1);
+    }
+}
+
+/// The broker delivered a message again (it was unacknowledged on a channel that closed, or
+/// requeued).
+pub struct MessageRedelivered<'a> {
+    /// The input.
+    pub input: &'a str,
+}
+
+impl MessageRedelivered<'_> {
+    /// Counts `rampart_amqp_redelivered_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::trace!(input = self.input, "redelivered message");
+        metrics.add(Counter::AmqpRedelivered, 1);
+    }
+}
+
+/// An AMQP connector connected (again) and is ready: consuming, or able to publish.
+pub struct AmqpConnected<'a> {
+    /// The component (`amqp:eventtask`, `amqp output`).
+    pub component: &'a str,
+    /// The broker (credentials removed).
+    pub peer: &'a str,
+    /// Whether this replaces a connection that was lost.
+    pub reconnect: bool,
+}
+
+impl AmqpConnected<'_> {
+    /// Counts `rampart_amqp_reconnects_total` when it is a reconnection.
+    pub fn emit(self, metrics: &Metrics) {
+        if self.reconnect {
+            tracing::info!(component = self.component, peer = self.peer, "reconnected to RabbitMQ");
+            metrics.add(Counter::AmqpReconnects, 1);
+        } else {
+            tracing::info!(component = self.component, peer = self.peer, "connected to RabbitMQ");
+        }
+    }
+}
+
+/// An output could not deliver a batch to a network peer.
+pub struct OutputPeerFailed<'a> {
+    /// The output.
+    pub output: &'a str,
+    /// What happened.
+    pub message: &'a str,
+}
+
+impl OutputPeerFailed<'_> {
+    /// Counts `rampart_output_errors_total`.
+    pub fn emit(self, metrics: &Metrics) {
+        tracing::warn!(output = self.output, "{}", self.message);
+        metrics.add(Counter::OutputErrors, 1);
+    }
+}

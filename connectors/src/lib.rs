@@ -14,6 +14,9 @@
 //! - [`syslog`]: RFC 5424 / RFC 3164 syslog over UDP and TCP (octet-counted or newline
 //!   framing).
 //! - [`demo`]: realistic background traffic with planted attacks, live or offline.
+//! - [`amqp`]: RabbitMQ: the queue input (MozDef's `eventtask`, acked after the outputs
+//!   store each message, dead-lettered when they never can) and the alerts output
+//!   (publisher confirms).
 //! - [`ndjson`]: daily NDJSON files for events and alerts.
 //! - [`stdout`]: NDJSON on standard output.
 //! - [`elasticsearch`]: bulk indexing into Elasticsearch / OpenSearch with per-item acks.
@@ -25,6 +28,7 @@
 //! The shared JSON record scanner (`json`) is private: both `file` and `http` read records
 //! with it, so an HTTP body and a file report the same positions and messages.
 
+pub mod amqp;
 pub mod demo;
 pub mod elasticsearch;
 pub mod error;

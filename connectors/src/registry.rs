@@ -1,8 +1,9 @@
 //! Registration: the config file's `inputs:` and `outputs:` entries, one serde-tagged enum
-//! each (`type: file | http | syslog | demo`, `type: file | stdout | elasticsearch`), their validation, and the one
+//! each (`type: file | http | syslog | demo | amqp`, `type: file | stdout | elasticsearch | amqp`), their validation, and the one
 //! `match` that builds an output. Adding a connector is its file, one variant, one arm and
 //! one example under `config/examples/`; serde names the valid types in its error.
 
+use crate::amqp::{AmqpConfig, AmqpOutput, AmqpOutputConfig};
 use crate::demo::DemoConfig;
 use crate::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput};
 use crate::error::ConnectorError;
@@ -28,6 +29,8 @@ pub enum InputConfig {
     Syslog(SyslogConfig),
     /// Generated traffic with planted attacks.
     Demo(DemoConfig),
+    /// A RabbitMQ queue (MozDef's `eventtask` by default), with acknowledgements.
+    Amqp(AmqpConfig),
 }
 
 impl InputConfig {
@@ -38,6 +41,7 @@ impl InputConfig {
             InputConfig::Http(_) => "http",
             InputConfig::Syslog(_) => "syslog",
             InputConfig::Demo(_) => "demo",
+            InputConfig::Amqp(_) => "amqp",
         }
     }
 
@@ -48,6 +52,7 @@ impl InputConfig {
             InputConfig::File(_) => true,
             InputConfig::Http(_) | InputConfig::Syslog(_) => false,
             InputConfig::Demo(d) => d.duration.is_some(),
+            InputConfig::Amqp(_) => false,
         }
     }
 
@@ -59,6 +64,7 @@ impl InputConfig {
             InputConfig::Http(h) => format!("http:{}", h.bind),
             InputConfig::Syslog(s) => format!("syslog:{}", s.listeners()),
             InputConfig::Demo(d) => format!("demo:seed={}", d.seed),
+            InputConfig::Amqp(a) => a.describe(),
         }
     }
 
@@ -69,6 +75,7 @@ impl InputConfig {
             InputConfig::Http(c) => c.validate(),
             InputConfig::Syslog(c) => c.validate(),
             InputConfig::Demo(c) => c.validate(),
+            InputConfig::Amqp(c) => c.validate(),
         };
         problems.into_iter().map(|p| format!("{}: {p}", self.kind())).collect()
     }
@@ -84,6 +91,8 @@ pub enum OutputConfig {
     Stdout(StdoutConfig),
     /// Elasticsearch / OpenSearch bulk indexing (boxed: its config is ten times the others').
     Elasticsearch(Box<ElasticsearchConfig>),
+    /// Alerts (and optionally events) published to a RabbitMQ exchange, with confirms.
+    Amqp(AmqpOutputConfig),
 }
 
 impl OutputConfig {
@@ -93,6 +102,7 @@ impl OutputConfig {
             OutputConfig::File(_) => "file",
             OutputConfig::Stdout(_) => "stdout",
             OutputConfig::Elasticsearch(_) => "elasticsearch",
+            OutputConfig::Amqp(_) => "amqp",
         }
     }
 
@@ -102,6 +112,7 @@ impl OutputConfig {
             OutputConfig::File(c) => c.events,
             OutputConfig::Stdout(c) => c.events,
             OutputConfig::Elasticsearch(c) => c.events,
+            OutputConfig::Amqp(c) => c.events,
         }
     }
 
@@ -111,6 +122,7 @@ impl OutputConfig {
             OutputConfig::File(c) => c.alerts,
             OutputConfig::Stdout(c) => c.alerts,
             OutputConfig::Elasticsearch(c) => c.alerts,
+            OutputConfig::Amqp(c) => c.alerts,
         }
     }
 
@@ -120,6 +132,7 @@ impl OutputConfig {
             OutputConfig::File(c) => c.validate(),
             OutputConfig::Stdout(c) => c.validate(),
             OutputConfig::Elasticsearch(c) => c.validate(),
+            OutputConfig::Amqp(c) => c.validate(),
         };
         problems.into_iter().map(|p| format!("{}: {p}", self.kind())).collect()
     }
@@ -130,6 +143,7 @@ impl OutputConfig {
             OutputConfig::File(c) => Box::new(FileOutput::open(c.clone(), metrics)?),
             OutputConfig::Stdout(c) => Box::new(StdoutOutput::new(c.clone(), metrics)),
             OutputConfig::Elasticsearch(c) => Box::new(ElasticsearchOutput::new(c.as_ref().clone(), metrics)?),
+            OutputConfig::Amqp(c) => Box::new(AmqpOutput::new(c.clone(), metrics)),
         })
     }
 }
@@ -252,7 +266,7 @@ mod tests {
     fn every_example_config_parses_and_validates() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
         let mut seen = Vec::new();
-        for name in ["file", "http", "syslog", "demo", "file_output", "stdout", "elasticsearch"] {
+        for name in ["file", "http", "syslog", "demo", "file_output", "stdout", "elasticsearch", "amqp", "amqp_output"] {
             let path = dir.join(format!("{name}.yml"));
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let d = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -267,6 +281,6 @@ mod tests {
             }
         }
         seen.sort();
-        assert_eq!(seen, ["demo", "elasticsearch", "file", "file", "http", "stdout", "syslog"]);
+        assert_eq!(seen, ["amqp", "amqp", "demo", "elasticsearch", "file", "file", "http", "stdout", "syslog"]);
     }
 }

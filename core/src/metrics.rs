@@ -59,6 +59,14 @@ named_enum!(
         AlertsWritten => ("rampart_alerts_written_total", "Alerts durably written by outputs"),
         /// Output write failures.
         OutputErrors => ("rampart_output_errors_total", "Output write failures"),
+        /// AMQP messages published to the input's dead-letter exchange (never storable).
+        AmqpDeadLettered => ("rampart_amqp_dead_lettered_total", "AMQP messages sent to the dead-letter exchange"),
+        /// AMQP messages handed back to the broker for redelivery (an output failed).
+        AmqpRequeued => ("rampart_amqp_requeued_total", "AMQP messages requeued for redelivery after an output failure"),
+        /// AMQP deliveries the broker marked as redelivered.
+        AmqpRedelivered => ("rampart_amqp_redelivered_total", "AMQP deliveries marked redelivered by the broker"),
+        /// AMQP connections re-established after a loss.
+        AmqpReconnects => ("rampart_amqp_reconnects_total", "AMQP connections re-established after a loss"),
     }
 );
 
