@@ -1052,7 +1052,7 @@ impl AmqpOutput {
             .with_content_type(short("application/json"))
             .with_delivery_mode(2)
             .with_message_id(ShortString::try_new(message_id).unwrap_or_else(|_| short("")))
-            .with_timestamp(u64::try_from(time.0 / 1000).unwrap_or(0))
+            .with_timestamp(time.0 / 1000)
             .with_app_id(short("rampart"))
             .with_type(short(kind));
         Ok(Outgoing { exchange: short(exchange), routing_key: ShortString::try_new(key).unwrap_or_else(|_| short("")), body, properties })

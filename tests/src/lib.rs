@@ -9,6 +9,9 @@
 //! - `http_shippers.rs`: real log shippers (rsyslog's `omelasticsearch`) sending to the
 //!   binary's HTTP input as if it were Elasticsearch.
 //! - `services_elasticsearch.rs`: the Elasticsearch output against a real OpenSearch node.
+//! - `services_amqp.rs`: the AMQP input and output against a real RabbitMQ
+//!   (`RAMPART_TEST_AMQP_URL`): acks after the outputs settle, requeue, dead letters,
+//!   reconnection, prefetch, publisher confirms.
 //!
 //! This library holds only the helpers those tests share.
 
