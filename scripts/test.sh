@@ -25,6 +25,9 @@ if [[ -z "${RAMPART_TEST_ES_URL:-}" ]]; then bash scripts/services/opensearch.sh
 bash scripts/services/rsyslog.sh install   # rsyslogd + omelasticsearch for tests/tests/http_shippers.rs
 
 echo "== build"
+# Every locked package, other platforms' too: the crate-map test reads `cargo metadata
+# --offline`, which needs them all, and a build downloads only this platform's.
+cargo fetch --locked
 cargo build --workspace --all-targets --locked
 
 echo "== cargo test"
