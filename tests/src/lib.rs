@@ -13,9 +13,12 @@
 //!   (`RAMPART_TEST_AMQP_URL`): acks after the outputs settle, requeue, dead letters,
 //!   reconnection, prefetch, publisher confirms.
 //!
-//! This library holds only the helpers those tests share.
+//! This library holds only the helpers those tests share ([`services`] for the real
+//! services).
 
 use std::path::PathBuf;
+
+pub mod services;
 
 /// The workspace root (parent of this crate).
 pub fn workspace_root() -> PathBuf {
