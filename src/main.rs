@@ -44,6 +44,8 @@ enum Command {
         /// Rule files or directories (overrides the config's `rules`).
         #[arg(long = "rules", value_name = "PATH")]
         rules: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
     },
     /// Replay events from a file (or stdin) through the rules in event time; print alerts as
     /// NDJSON on stdout and exit when the input ends and every window has closed.
@@ -51,6 +53,8 @@ enum Command {
         /// A rule file or directory (repeat for several); default: the shipped library.
         #[arg(long = "rules", value_name = "PATH")]
         rules: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
         #[command(flatten)]
         engine: EngineArgs,
         /// Also write the normalized events (and alerts) as daily NDJSON files here.
@@ -69,6 +73,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Logsource pipelines: list the built-in ones, or print one.
+    Pipelines {
+        #[command(subcommand)]
+        command: Option<PipelinesCommand>,
     },
     /// Run the engine on built-in realistic traffic with attacks in it (SSH brute force,
     /// password spraying, port scan, sudo abuse, web scanning, promiscuous mode) and print
@@ -137,15 +146,39 @@ enum RulesCommand {
     Validate {
         /// Rule files or directories; default: the shipped library.
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
     },
     /// Run the `tests:` inside rule files through the engine.
     Test {
         /// Rule files or directories; default: the shipped library.
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
         /// Dataflow worker threads for each test.
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelinesCommand {
+    /// List the built-in pipelines with a one-line description (the default).
+    List,
+    /// Print a built-in pipeline's YAML (or a pipeline file's transformations).
+    Show {
+        /// A built-in name or a pipeline file.
+        name: String,
+    },
+}
+
+/// `--pipeline`, shared by the commands that load rules.
+#[derive(Debug, Args)]
+struct PipelineArgs {
+    /// Logsource pipeline: a built-in name (see `rampart pipelines`) or a pipeline YAML
+    /// file; repeat for several (applied by priority, then in the order given).
+    #[arg(long = "pipeline", value_name = "NAME|FILE")]
+    pipeline: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,10 +249,16 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false).try_init();
 }
 
-/// Loads rules from paths, or the embedded library when `paths` is empty. Warnings go to
-/// stderr; errors come back as [`InvalidInput`] holding the rendered diagnostics.
-fn load_rules(paths: &[PathBuf]) -> Result<Arc<RuleSet>> {
-    let loaded = if paths.is_empty() { rampart_rules::load_sources(&library::sources()) } else { rampart_rules::load_paths(paths) };
+/// Loads rules from paths, or the embedded library when `paths` is empty, through the named
+/// pipelines. Warnings go to stderr; errors (in rules or pipelines) come back as
+/// [`InvalidInput`] holding the rendered diagnostics.
+fn load_rules(paths: &[PathBuf], pipelines: &[String]) -> Result<Arc<RuleSet>> {
+    let pipelines = rampart_rules::Pipelines::resolve(pipelines).map_err(|d| InvalidInput(d.to_string()))?;
+    let loaded = if paths.is_empty() {
+        rampart_rules::load_sources_with(&library::sources(), &pipelines)
+    } else {
+        rampart_rules::load_paths_with(paths, &pipelines)
+    };
     match loaded {
         Ok(set) => {
             for w in &set.warnings {
@@ -238,8 +277,8 @@ fn load_config(path: &std::path::Path) -> Result<config::Config> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Rules { command: RulesCommand::Validate { paths } } => {
-            let rules = load_rules(&paths)?;
+        Command::Rules { command: RulesCommand::Validate { paths, pipelines } } => {
+            let rules = load_rules(&paths, &pipelines.pipeline)?;
             let correlations = rules.rules.iter().filter(|r| matches!(r.kind, rampart_rules::RuleKind::Correlation(_))).count();
             println!(
                 "ok: {} rules ({} detections, {} correlations), {} warnings",
@@ -250,8 +289,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules { command: RulesCommand::Test { paths, workers } } => {
-            let rules = load_rules(&paths)?;
+        Command::Rules { command: RulesCommand::Test { paths, pipelines, workers } } => {
+            let rules = load_rules(&paths, &pipelines.pipeline)?;
             let outcomes = ruletest::run_all(&rules, workers.max(1))?;
             let mut failed = 0;
             for o in &outcomes {
@@ -274,11 +313,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config { command: ConfigCommand::Validate { file } } => {
             let cfg = load_config(&file)?;
-            load_rules(&cfg.rules)?;
+            load_rules(&cfg.rules, &cfg.pipelines)?;
             println!("ok: {} ({} inputs, {} outputs)", file.display(), cfg.inputs.len(), cfg.outputs.len());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config, engine, rules } => {
+        Command::Run { config, engine, rules, pipelines } => {
             let mut cfg = match &config {
                 Some(path) => load_config(path)?,
                 None => config::Config::embedded_default(),
@@ -286,18 +325,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if !rules.is_empty() {
                 cfg.rules = rules;
             }
+            if !pipelines.pipeline.is_empty() {
+                cfg.pipelines = pipelines.pipeline;
+            }
             if let Some(w) = engine.workers {
                 cfg.engine.workers = w;
             }
             if let Some(l) = engine.lateness {
                 cfg.engine.lateness = l;
             }
-            let rules = load_rules(&cfg.rules)?;
+            let rules = load_rules(&cfg.rules, &cfg.pipelines)?;
             pipeline::run(cfg, rules).context("rampart run")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { rules, engine, data_dir, input } => {
-            let rules = load_rules(&rules)?;
+        Command::Replay { rules, pipelines, engine, data_dir, input } => {
+            let rules = load_rules(&rules, &pipelines.pipeline)?;
             let opts = pipeline::ReplayOptions {
                 workers: engine.workers.unwrap_or(1).max(1),
                 lateness: engine.lateness.unwrap_or(Duration::from_secs(60)),
@@ -322,8 +364,29 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             kibana::import(&kibana::ImportOptions { url, space, credentials, overwrite })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pipelines { command } => {
+            match command.unwrap_or(PipelinesCommand::List) {
+                PipelinesCommand::List => {
+                    for (name, _) in rampart_rules::pipeline::BUILTINS {
+                        let p = rampart_rules::Pipeline::resolve(name).map_err(|d| InvalidInput(d.to_string()))?;
+                        println!("{name:<14} {}", p.description);
+                    }
+                }
+                PipelinesCommand::Show { name } => match rampart_rules::pipeline::BUILTINS.iter().find(|(n, _)| *n == name) {
+                    Some((_, text)) => print!("{text}"),
+                    None => {
+                        let p = rampart_rules::Pipeline::resolve(&name).map_err(|d| InvalidInput(d.to_string()))?;
+                        println!("{} (priority {}): {}", p.name, p.priority, p.description);
+                        for t in p.summary() {
+                            println!("  {t}");
+                        }
+                    }
+                },
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { rate, duration, seed, workers, lateness, http } => {
-            let rules = load_rules(&[])?;
+            let rules = load_rules(&[], &[])?;
             pipeline::demo(pipeline::DemoOptions { rate, duration, seed, workers: workers.max(1), lateness, http }, rules).context("rampart demo")?;
             Ok(ExitCode::SUCCESS)
         }

@@ -8,7 +8,8 @@ use marked_yaml::Node;
 use rampart_core::FieldPath;
 use serde_json::{Map, Value};
 
-/// Sigma's `logsource`, kept as data: with no pipeline configured it does not filter.
+/// Sigma's `logsource`: with no [pipeline](crate::pipeline) it does not filter; a pipeline
+/// turns it into extra conditions and field renames at load time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogSource {
     /// `logsource.product`
@@ -22,7 +23,7 @@ pub struct LogSource {
 /// A compiled detection: named selections and the condition over them.
 #[derive(Clone, Debug)]
 pub struct Detection {
-    /// Parsed `logsource` (not used for matching yet).
+    /// Parsed `logsource` (as written; pipelines have already been applied).
     pub logsource: LogSource,
     /// Selections in definition order; the condition refers to them by index.
     pub selections: Vec<Selection>,
@@ -53,6 +54,9 @@ pub enum SelectionMatcher {
 pub struct FieldCond {
     /// The field addressed.
     pub field: FieldPath,
+    /// Other places the same field may live (from a pipeline's one-to-many mapping): the
+    /// first of `field`, `fallbacks…` present in the event is the value tested.
+    pub fallbacks: Vec<FieldPath>,
     /// Alternatives (OR), or conjuncts when `all` is set.
     pub values: Vec<ValueMatcher>,
     /// `all` modifier.
@@ -62,15 +66,41 @@ pub struct FieldCond {
     pub keyword: bool,
     /// Every value is a string pattern: the event value is prepared once for all of them.
     str_only: bool,
+    /// Some path has a `*` segment (any key at that level, e.g. `Event.UserData.*.User`).
+    wild: bool,
 }
 
 impl FieldCond {
-    fn matches(&self, doc: &Map<String, Value>) -> bool {
+    /// The field's name(s): `field` then the fallbacks.
+    pub fn paths(&self) -> impl Iterator<Item = &FieldPath> {
+        std::iter::once(&self.field).chain(&self.fallbacks)
+    }
+
+    /// Replaces the addressed paths (pipelines rename fields at load time, never per event).
+    pub(crate) fn set_paths(&mut self, mut paths: Vec<FieldPath>) {
+        if paths.is_empty() {
+            return;
+        }
+        self.field = paths.remove(0);
+        self.fallbacks = paths;
+        let wild = self.paths().any(|p| p.segments().iter().any(|s| s == "*"));
+        self.wild = wild;
+    }
+
+    /// The event value this condition tests.
+    pub fn lookup<'d>(&self, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+        if !self.wild && self.fallbacks.is_empty() {
+            return self.field.lookup_event(doc);
+        }
+        self.paths().find_map(|p| if self.wild { lookup_wild(p.segments(), doc) } else { p.lookup_event(doc) })
+    }
+
+    pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
         if self.keyword {
             let anywhere = |m: &ValueMatcher| doc.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
             return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
         }
-        let v = self.field.lookup_event(doc);
+        let v = self.lookup(doc);
         if self.str_only && !self.all {
             return v.is_some_and(|v| any_scalar(v, &|text| {
                 let hay = Hay::new(text);
@@ -84,6 +114,31 @@ impl FieldCond {
             self.values.iter().any(|m| m.matches(v, &lookup))
         }
     }
+}
+
+/// Path lookup where a `*` segment stands for any key at its level (first hit wins, in
+/// document order); paths without `*` resolve as [`FieldPath::lookup_event`] does.
+fn lookup_wild<'d>(segs: &[String], doc: &'d Map<String, Value>) -> Option<&'d Value> {
+    if !segs.iter().any(|s| s == "*") {
+        return FieldPath::new(&segs.join(".")).lookup_event(doc);
+    }
+    fn go<'d>(segs: &[String], v: &'d Value) -> Option<&'d Value> {
+        let Some((first, rest)) = segs.split_first() else { return Some(v) };
+        let Value::Object(o) = v else { return None };
+        if first == "*" {
+            o.values().find_map(|x| go(rest, x))
+        } else {
+            o.get(first.as_str()).and_then(|x| go(rest, x))
+        }
+    }
+    let (first, rest) = segs.split_first()?;
+    if first == "*" {
+        return doc.values().find_map(|x| go(rest, x));
+    }
+    doc.get(first.as_str()).and_then(|x| go(rest, x)).or_else(|| match doc.get("details") {
+        Some(Value::Object(d)) if first != "details" => d.get(first.as_str()).and_then(|x| go(rest, x)),
+        _ => None,
+    })
 }
 
 /// Applies `f` to the text of a scalar, or of any scalar element of an array.
@@ -105,7 +160,7 @@ fn any_leaf(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
 }
 
 impl Selection {
-    fn matches(&self, doc: &Map<String, Value>) -> bool {
+    pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
         match &self.matcher {
             SelectionMatcher::Fields(alts) => alts.iter().any(|conds| conds.iter().all(|c| c.matches(doc))),
             SelectionMatcher::Keywords(kws) => {
@@ -202,7 +257,12 @@ fn compile_condition(node: &Node, names: &[String], sink: &mut Sink) -> Option<C
 }
 
 fn compile_selection(name: &str, node: &Node, sink: &mut Sink) -> Option<SelectionMatcher> {
-    let path = format!("detection.{name}");
+    compile_selection_at(name, &format!("detection.{name}"), node, sink)
+}
+
+/// Compiles one selection whose diagnostics carry `path` (pipelines' `add_condition` reuse it).
+pub(crate) fn compile_selection_at(name: &str, path: &str, node: &Node, sink: &mut Sink) -> Option<SelectionMatcher> {
+    let path = path.to_string();
     match node {
         Node::Mapping(_) => compile_map(node, &path, sink).map(|c| SelectionMatcher::Fields(vec![c])),
         Node::Sequence(seq) if seq.iter().all(|n| matches!(n, Node::Mapping(_))) && !seq.is_empty() => {
@@ -427,7 +487,7 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         return None;
     }
     let str_only = out.iter().all(|m| matches!(m, ValueMatcher::Str(_)));
-    Some(FieldCond { field: FieldPath::new(field), values: out, all: mods.all, keyword, str_only })
+    Some(FieldCond { field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, keyword, str_only, wild: false })
 }
 
 fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {

@@ -4,6 +4,7 @@
 use crate::correlation::{self, Correlation, Pending};
 use crate::detection::{self, LogSource};
 use crate::error::{Diagnostic, Diagnostics, Severity};
+use crate::pipeline::Pipelines;
 use crate::template::Template;
 use crate::yaml::{self, kind_name, pos, spos, Sink};
 use crate::{ExpectedAlert, Rule, RuleKind, RuleSet, RuleTest, SourceLoc};
@@ -24,6 +25,11 @@ const CORRELATION_BUILTINS: &[&str] = &["count", "value", "rule.title", "rule.id
 
 /// Loads files and directories (directories recursively: `*.yml` and `*.yaml`, sorted).
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, Diagnostics> {
+    load_paths_with(paths, &Pipelines::default())
+}
+
+/// [`load_paths`] with logsource pipelines applied to every detection rule.
+pub fn load_paths_with<P: AsRef<Path>>(paths: &[P], pipelines: &Pipelines) -> Result<RuleSet, Diagnostics> {
     let mut sources = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
@@ -43,7 +49,7 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, Diagnostics> {
             }
         }
     }
-    let result = load_sources(&sources);
+    let result = load_sources_with(&sources, pipelines);
     if diags.is_empty() {
         return result;
     }
@@ -114,6 +120,11 @@ enum Body {
 
 /// Loads (file name, text) pairs as one set: correlations may reference rules in any file.
 pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics> {
+    load_sources_with(sources, &Pipelines::default())
+}
+
+/// [`load_sources`] with logsource pipelines applied to every detection rule.
+pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) -> Result<RuleSet, Diagnostics> {
     let mut sinks: Vec<Sink> = sources.iter().map(|(f, t)| Sink::new(f, t)).collect();
     let mut cands: Vec<Candidate> = Vec::new();
     // Ids of documents that had errors, so references to them say so instead of "unknown".
@@ -131,7 +142,7 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics
                     continue;
                 }
             };
-            let parsed = parse_rule(&node, file, di, doc.line, sink);
+            let parsed = parse_rule(&node, file, di, doc.line, pipelines, sink);
             let after = sink.diags.iter().filter(|d| d.severity == Severity::Error).count();
             match parsed {
                 Some(c) if after == before => cands.push(Candidate { file: fi, ..c }),
@@ -280,7 +291,7 @@ fn scalar_str<'n>(map: &'n MarkedMappingNode, key: &str, sink: &mut Sink) -> Opt
     }
 }
 
-fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: &mut Sink) -> Option<Candidate> {
+fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipelines: &Pipelines, sink: &mut Sink) -> Option<Candidate> {
     let Some(map) = node.as_mapping() else {
         sink.error("R002", pos(node), "", format!("a rule must be a YAML mapping, found {}", kind_name(node)));
         return None;
@@ -386,7 +397,10 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
             sink.error_hint("R002", pos(c), "correlation", "a rule has either `detection` or `correlation`, not both", "split it into two documents with `---`");
             None
         }
-        (Some(d), None) => detection::compile(d, yaml::key_pos(map, "detection").unwrap_or(at_doc), logsource, sink).map(Body::Detection),
+        (Some(d), None) => detection::compile(d, yaml::key_pos(map, "detection").unwrap_or(at_doc), logsource, sink).map(|mut d| {
+            pipelines.apply(&mut d);
+            Body::Detection(d)
+        }),
         (None, Some(c)) => correlation::parse(c, yaml::key_pos(map, "correlation").unwrap_or(at_doc), sink).map(Body::Correlation),
         // A misspelt section was already reported; "neither" would only repeat it.
         (None, None) if misspelt_section => None,

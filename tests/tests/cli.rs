@@ -110,6 +110,72 @@ fn replay_reports_bad_lines_and_keeps_the_rest() {
     assert_eq!(alerts[0]["value"], 10);
 }
 
+/// A Sigma process_creation rule over EVTX-rendered JSON: it fires only through the
+/// `windows-evtx` pipeline (field paths and the Sysmon channel/EventID condition), and a bad
+/// pipeline file is refused with its position before anything runs.
+#[test]
+fn replay_with_the_windows_evtx_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("cmd.yml");
+    std::fs::write(
+        &rule,
+        "title: Cmd from Word
+id: 55555555-0000-4000-8000-000000000001
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  sel:
+    Image|endswith: '\\cmd.exe'
+    ParentImage|endswith: '\\winword.exe'
+  condition: sel
+level: high
+",
+    )
+    .unwrap();
+    let event = |eid: u32, channel: &str, image_key: &str| {
+        serde_json::json!({"Event": {"System": {"Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}, "EventID": eid, "Channel": channel,
+            "TimeCreated": {"#attributes": {"SystemTime": "2026-01-01T00:00:00Z"}}},
+            "EventData": {image_key: "C:\\Windows\\System32\\cmd.exe", "ParentImage": "C:\\Office\\WINWORD.EXE"}}})
+        .to_string()
+    };
+    let events = dir.path().join("events.json");
+    let lines = [
+        event(1, "Microsoft-Windows-Sysmon/Operational", "Image"),      // fires
+        event(3, "Microsoft-Windows-Sysmon/Operational", "Image"),      // network connection: no
+        event(1, "Microsoft-Windows-PowerShell/Operational", "Image"),  // wrong channel: no
+        event(4688, "Security", "NewProcessName"),                      // Security 4688: fires
+    ];
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["replay", "--rules", rule.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(events.to_str().unwrap());
+        rampart().args(&args).output().unwrap()
+    };
+    let out = run(&["--pipeline", "windows-evtx"]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(alerts_of(&out.stdout).len(), 2, "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run(&[]);
+    assert!(out.status.success());
+    assert!(alerts_of(&out.stdout).is_empty(), "without the pipeline the Sigma names match nothing");
+
+    let bad = dir.path().join("bad-pipeline.yml");
+    std::fs::write(&bad, "name: bad\ntransformations:\n  - type: field_name_maping\n    mapping: {a: b}\n").unwrap();
+    let out = run(&["--pipeline", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad-pipeline.yml:3:11") && err.contains("P003") && err.contains("field_name_mapping"), "{err}");
+
+    let out = rampart().args(["pipelines"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    for name in ["windows-evtx", "ecs-windows", "mozdef"] {
+        assert!(list.lines().any(|l| l.starts_with(name) && l.len() > name.len() + 10), "{name} listed with a description: {list}");
+    }
+    let out = rampart().args(["pipelines", "show", "mozdef"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: mozdef"));
+}
+
 #[test]
 fn rules_validate_names_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,7 +316,7 @@ fn chrono_like_now() -> String {
 #[test]
 fn docs_cli_md_matches_help() {
     let doc = std::fs::read_to_string(workspace_root().join("docs/cli.md")).unwrap();
-    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["config", "validate", "--help"], vec!["kibana", "import", "--help"], vec!["kibana", "export", "--help"]] {
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["config", "validate", "--help"], vec!["kibana", "import", "--help"], vec!["kibana", "export", "--help"], vec!["pipelines", "--help"], vec!["pipelines", "show", "--help"]] {
         let out = rampart().args(&args).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(doc.contains(help.trim_end()), "docs/cli.md is stale for `rampart {}`: regenerate it from --help", args.join(" "));
