@@ -26,6 +26,10 @@ pub struct Config {
     /// pipeline YAML files, in priority order. Default: none (rules match fields as written).
     #[serde(default)]
     pub pipelines: Vec<String>,
+    /// YAML files of placeholder values for the `expand` modifier (`name: [values]`).
+    /// `--placeholders` replaces this list. Default: none (rules using `expand` are refused).
+    #[serde(default)]
+    pub placeholders: Vec<PathBuf>,
     /// Correlation engine settings.
     #[serde(default)]
     pub engine: EngineSection,
@@ -114,6 +118,7 @@ impl Config {
         Config {
             rules: Vec::new(),
             pipelines: Vec::new(),
+            placeholders: Vec::new(),
             engine: EngineSection::default(),
             normalizer: NormalizerSection::default(),
             inputs: default_inputs(),
@@ -168,6 +173,11 @@ impl Config {
         for r in &self.rules {
             if !r.exists() {
                 p.push(format!("rules: {} does not exist", r.display()));
+            }
+        }
+        for (i, f) in self.placeholders.iter().enumerate() {
+            if !f.is_file() {
+                p.push(format!("placeholders[{i}]: {} does not exist", f.display()));
             }
         }
         for (i, name) in self.pipelines.iter().enumerate() {

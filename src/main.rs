@@ -179,6 +179,10 @@ struct PipelineArgs {
     /// file; repeat for several (applied by priority, then in the order given).
     #[arg(long = "pipeline", value_name = "NAME|FILE")]
     pipeline: Vec<String>,
+    /// YAML file of placeholder values for the `expand` modifier (`name: [values]`); repeat
+    /// for several. A rule whose placeholder has no values is refused.
+    #[arg(long = "placeholders", value_name = "FILE")]
+    placeholders: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -252,8 +256,14 @@ fn init_tracing() {
 /// Loads rules from paths, or the embedded library when `paths` is empty, through the named
 /// pipelines. Warnings go to stderr; errors (in rules or pipelines) come back as
 /// [`InvalidInput`] holding the rendered diagnostics.
-fn load_rules(paths: &[PathBuf], pipelines: &[String]) -> Result<Arc<RuleSet>> {
-    let pipelines = rampart_rules::Pipelines::resolve(pipelines).map_err(|d| InvalidInput(d.to_string()))?;
+fn load_rules(paths: &[PathBuf], pipelines: &[String], placeholders: &[PathBuf]) -> Result<Arc<RuleSet>> {
+    let mut list = rampart_rules::Pipelines::resolve(pipelines).map_err(|d| InvalidInput(d.to_string()))?.list().to_vec();
+    for f in placeholders {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(f).map_err(|e| InvalidInput(format!("cannot read placeholders file {name}: {e}")))?;
+        list.push(rampart_rules::Pipeline::placeholders(&name, &text).map_err(|d| InvalidInput(d.to_string()))?);
+    }
+    let pipelines = rampart_rules::Pipelines::new(list);
     let loaded = if paths.is_empty() {
         rampart_rules::load_sources_with(&library::sources(), &pipelines)
     } else {
@@ -278,7 +288,7 @@ fn load_config(path: &std::path::Path) -> Result<config::Config> {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Rules { command: RulesCommand::Validate { paths, pipelines } } => {
-            let rules = load_rules(&paths, &pipelines.pipeline)?;
+            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders)?;
             let correlations = rules.rules.iter().filter(|r| matches!(r.kind, rampart_rules::RuleKind::Correlation(_))).count();
             println!(
                 "ok: {} rules ({} detections, {} correlations), {} warnings",
@@ -290,7 +300,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules { command: RulesCommand::Test { paths, pipelines, workers } } => {
-            let rules = load_rules(&paths, &pipelines.pipeline)?;
+            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders)?;
             let outcomes = ruletest::run_all(&rules, workers.max(1))?;
             let mut failed = 0;
             for o in &outcomes {
@@ -313,7 +323,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config { command: ConfigCommand::Validate { file } } => {
             let cfg = load_config(&file)?;
-            load_rules(&cfg.rules, &cfg.pipelines)?;
+            load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders)?;
             println!("ok: {} ({} inputs, {} outputs)", file.display(), cfg.inputs.len(), cfg.outputs.len());
             Ok(ExitCode::SUCCESS)
         }
@@ -328,18 +338,21 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if !pipelines.pipeline.is_empty() {
                 cfg.pipelines = pipelines.pipeline;
             }
+            if !pipelines.placeholders.is_empty() {
+                cfg.placeholders = pipelines.placeholders;
+            }
             if let Some(w) = engine.workers {
                 cfg.engine.workers = w;
             }
             if let Some(l) = engine.lateness {
                 cfg.engine.lateness = l;
             }
-            let rules = load_rules(&cfg.rules, &cfg.pipelines)?;
+            let rules = load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders)?;
             pipeline::run(cfg, rules).context("rampart run")?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Replay { rules, pipelines, engine, data_dir, input } => {
-            let rules = load_rules(&rules, &pipelines.pipeline)?;
+            let rules = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders)?;
             let opts = pipeline::ReplayOptions {
                 workers: engine.workers.unwrap_or(1).max(1),
                 lateness: engine.lateness.unwrap_or(Duration::from_secs(60)),
@@ -386,7 +399,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { rate, duration, seed, workers, lateness, http } => {
-            let rules = load_rules(&[], &[])?;
+            let rules = load_rules(&[], &[], &[])?;
             pipeline::demo(pipeline::DemoOptions { rate, duration, seed, workers: workers.max(1), lateness, http }, rules).context("rampart demo")?;
             Ok(ExitCode::SUCCESS)
         }

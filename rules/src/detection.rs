@@ -1,7 +1,8 @@
 //! Detection rules: `detection:` selections and condition, compiled to [`Detection`].
 
 use crate::condition::{self, Cond};
-use crate::matcher::{compile_str, scalar_text, tokenize, Anchor, Hay, NumOp, StrMatch, ValueMatcher};
+use crate::matcher::{compile_str, scalar_text, tokenize, Anchor, Hay, NumOp, StrMatch, TimePart, ValueMatcher};
+use crate::pipeline::Pipelines;
 use crate::yaml::{kind_name, pos, spos, Sink};
 use marked_yaml::types::MarkedScalarNode;
 use marked_yaml::Node;
@@ -61,6 +62,8 @@ pub struct FieldCond {
     pub values: Vec<ValueMatcher>,
     /// `all` modifier.
     pub all: bool,
+    /// `neq` modifier: the field is present (not null) and matches none of `values`.
+    pub negate: bool,
     /// Empty field name (`'|all': [...]`): the values are keywords searched in every
     /// string of the event, like a keyword list.
     pub keyword: bool,
@@ -96,6 +99,13 @@ impl FieldCond {
     }
 
     pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
+        if self.negate {
+            return self.lookup(doc).is_some_and(|v| !v.is_null()) && !self.matches_values(doc);
+        }
+        self.matches_values(doc)
+    }
+
+    fn matches_values(&self, doc: &Map<String, Value>) -> bool {
         if self.keyword {
             let anywhere = |m: &ValueMatcher| doc.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
             return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
@@ -185,11 +195,20 @@ impl Detection {
 /// Every modifier name we know, for "valid modifiers" hints.
 pub(crate) const MODIFIERS: &[&str] = &[
     "contains", "startswith", "endswith", "all", "re", "i", "m", "s", "cidr", "exists", "gt", "gte", "lt", "lte",
-    "cased", "windash", "base64", "base64offset", "utf16le", "wide", "utf16be", "utf16", "fieldref", "expand",
+    "neq", "cased", "windash", "base64", "base64offset", "utf16le", "wide", "utf16be", "utf16", "fieldref", "expand",
+    "minute", "hour", "day", "week", "month", "year",
 ];
 
+/// What compiling a value may consult besides the rule: the placeholders of `expand`.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub pipelines: &'a Pipelines,
+    pub logsource: &'a LogSource,
+}
+
 /// Compiles `detection:`; all problems go to `sink`. `None` when anything was wrong.
-pub(crate) fn compile(node: &Node, key_at: (usize, usize), logsource: LogSource, sink: &mut Sink) -> Option<Detection> {
+pub(crate) fn compile(node: &Node, key_at: (usize, usize), logsource: LogSource, pipelines: &Pipelines, sink: &mut Sink) -> Option<Detection> {
+    let ctx = Ctx { pipelines, logsource: &logsource };
     let Some(map) = node.as_mapping() else {
         sink.error("R100", key_at, "detection", format!("`detection` must be a mapping of selections and a `condition`, found {}", kind_name(node)));
         return None;
@@ -207,7 +226,7 @@ pub(crate) fn compile(node: &Node, key_at: (usize, usize), logsource: LogSource,
             sink.error_hint("R113", spos(k), "detection.timeframe", "Sigma v1 `timeframe` is not supported", "use a correlation rule with `timespan`");
             continue;
         }
-        if let Some(m) = compile_selection(name, v, sink) {
+        if let Some(m) = compile_selection(name, v, ctx, sink) {
             selections.push(Selection { name: name.to_string(), matcher: m });
         }
     }
@@ -256,20 +275,20 @@ fn compile_condition(node: &Node, names: &[String], sink: &mut Sink) -> Option<C
     }
 }
 
-fn compile_selection(name: &str, node: &Node, sink: &mut Sink) -> Option<SelectionMatcher> {
-    compile_selection_at(name, &format!("detection.{name}"), node, sink)
+fn compile_selection(name: &str, node: &Node, ctx: Ctx<'_>, sink: &mut Sink) -> Option<SelectionMatcher> {
+    compile_selection_at(name, &format!("detection.{name}"), node, ctx, sink)
 }
 
 /// Compiles one selection whose diagnostics carry `path` (pipelines' `add_condition` reuse it).
-pub(crate) fn compile_selection_at(name: &str, path: &str, node: &Node, sink: &mut Sink) -> Option<SelectionMatcher> {
+pub(crate) fn compile_selection_at(name: &str, path: &str, node: &Node, ctx: Ctx<'_>, sink: &mut Sink) -> Option<SelectionMatcher> {
     let path = path.to_string();
     match node {
-        Node::Mapping(_) => compile_map(node, &path, sink).map(|c| SelectionMatcher::Fields(vec![c])),
+        Node::Mapping(_) => compile_map(node, &path, ctx, sink).map(|c| SelectionMatcher::Fields(vec![c])),
         Node::Sequence(seq) if seq.iter().all(|n| matches!(n, Node::Mapping(_))) && !seq.is_empty() => {
             let mut alts = Vec::new();
             let mut ok = true;
             for (i, n) in seq.iter().enumerate() {
-                match compile_map(n, &format!("{path}[{i}]"), sink) {
+                match compile_map(n, &format!("{path}[{i}]"), ctx, sink) {
                     Some(c) => alts.push(c),
                     None => ok = false,
                 }
@@ -302,12 +321,12 @@ pub(crate) fn compile_selection_at(name: &str, path: &str, node: &Node, sink: &m
     }
 }
 
-fn compile_map(node: &Node, path: &str, sink: &mut Sink) -> Option<Vec<FieldCond>> {
+fn compile_map(node: &Node, path: &str, ctx: Ctx<'_>, sink: &mut Sink) -> Option<Vec<FieldCond>> {
     let map = node.as_mapping()?;
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v) in map.iter() {
-        match compile_field(k, v, &format!("{path}.{}", k.as_str()), sink) {
+        match compile_field(k, v, &format!("{path}.{}", k.as_str()), ctx, sink) {
             Some(c) => out.push(c),
             None => ok = false,
         }
@@ -329,9 +348,12 @@ struct Mods {
     windash: bool,
     base64: Option<bool>, // Some(true) = base64offset
     utf16: Option<&'static str>,
+    neq: bool,
+    time: Option<TimePart>,
+    expand: bool,
 }
 
-fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Sink) -> Option<FieldCond> {
+fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, ctx: Ctx<'_>, sink: &mut Sink) -> Option<FieldCond> {
     let raw = key.as_str();
     let mut parts = raw.split('|');
     let field = parts.next().unwrap_or("");
@@ -417,8 +439,16 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
                 true
             }
             "expand" => {
-                sink.error_hint("R109", at, path, "modifier `expand` is not supported: placeholders need configured lists", "replace the %placeholder% with the values");
-                false
+                mods.expand = true;
+                true
+            }
+            "neq" => {
+                mods.neq = true;
+                true
+            }
+            "minute" | "hour" | "day" | "week" | "month" | "year" => {
+                mods.time = TimePart::from_name(m);
+                true
             }
             other => {
                 let near = MODIFIERS.iter().find(|v| strsim::levenshtein(v, other) <= 2);
@@ -439,7 +469,8 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         sink.error("R109", kpos, path, "regex flags `i`, `m`, `s` need the `re` modifier");
         return None;
     }
-    let kinds = [mods.re, mods.cidr, mods.exists, mods.cmp.is_some(), mods.fieldref].iter().filter(|b| **b).count();
+    // A time part is read from the field, then compared (`=` or a `gt`-family modifier).
+    let kinds = [mods.re, mods.cidr, mods.exists, mods.cmp.is_some() || mods.time.is_some(), mods.fieldref].iter().filter(|b| **b).count();
     if kinds > 1 || (kinds == 1 && (mods.anchor.is_some() || mods.windash || mods.base64.is_some() || mods.utf16.is_some())) {
         sink.error("R109", kpos, path, format!("modifiers in `{raw}` cannot be combined"));
         return None;
@@ -448,8 +479,12 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         sink.error_hint("R109", kpos, path, "`utf16*`/`wide` only make sense before `base64`/`base64offset`", "e.g. `CommandLine|wide|base64offset|contains`");
         return None;
     }
+    if mods.neq && (mods.all || mods.exists) {
+        sink.error_hint("R109", kpos, path, format!("`neq` cannot be combined with `all` or `exists` in `{raw}`"), "`neq` with a list already means: equal to none of them");
+        return None;
+    }
     let keyword = field.is_empty();
-    if keyword && (mods.cidr || mods.exists || mods.cmp.is_some() || mods.fieldref) {
+    if keyword && (mods.cidr || mods.exists || mods.cmp.is_some() || mods.fieldref || mods.neq || mods.time.is_some()) {
         sink.error_hint("R109", kpos, path, format!("modifiers in `{raw}` need a field name"), "write `Field|modifier: value`");
         return None;
     }
@@ -472,6 +507,20 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
             ok = false;
             continue;
         };
+        if mods.expand {
+            match expand(s, ctx, path, sink) {
+                Some(texts) => {
+                    for t in texts {
+                        match compile_text(&t, None, spos(s), &mods, path, sink) {
+                            Some(ms) => out.extend(ms),
+                            None => ok = false,
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+            continue;
+        }
         match compile_value(s, &mods, path, sink) {
             Some(ms) => out.extend(ms),
             None => ok = false,
@@ -487,13 +536,54 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         return None;
     }
     let str_only = out.iter().all(|m| matches!(m, ValueMatcher::Str(_)));
-    Some(FieldCond { field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, keyword, str_only, wild: false })
+    Some(FieldCond { field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false })
+}
+
+/// `expand`: every `%name%` in the value replaced by each configured value (the cross
+/// product when there are several). An unknown placeholder refuses the rule (R114).
+fn expand(s: &MarkedScalarNode, ctx: Ctx<'_>, path: &str, sink: &mut Sink) -> Option<Vec<String>> {
+    let text = s.as_str();
+    let mut out = vec![String::new()];
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        let Some(len) = rest[start + 1..].find('%') else { break };
+        let name = &rest[start + 1..start + 1 + len];
+        let Some(values) = ctx.pipelines.placeholder(name, ctx.logsource) else {
+            let offset = text[..text.len() - rest.len() + start].chars().count();
+            let at = sink.inside(spos(s), offset);
+            sink.error_hint(
+                "R114",
+                at,
+                path,
+                format!("placeholder `%{name}%` has no configured values"),
+                "give its values with `--placeholders FILE` (name: [values]) or a pipeline's `vars` with a `value_placeholders` transformation",
+            );
+            return None;
+        };
+        let lit = &rest[..start];
+        out = out.iter().flat_map(|prefix| values.iter().map(move |v| format!("{prefix}{lit}{v}"))).collect();
+        rest = &rest[start + 2 + len..];
+    }
+    Some(out.into_iter().map(|p| format!("{p}{rest}")).collect())
 }
 
 fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {
-    let text = s.as_str();
-    let plain = s.may_coerce();
-    let at = spos(s);
+    let typed = s.may_coerce().then(|| crate::yaml::scalar_json(s));
+    compile_text(s.as_str(), typed, spos(s), mods, path, sink)
+}
+
+/// Compiles one value's text; `typed` is the YAML reading of a plain (unquoted) scalar.
+fn compile_text(text: &str, typed: Option<Value>, at: (usize, usize), mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {
+    let plain = typed.is_some();
+    if let Some(part) = mods.time {
+        return match text.trim().parse::<i64>() {
+            Ok(n) => Some(vec![ValueMatcher::TimePart(part, mods.cmp, n)]),
+            Err(_) => {
+                sink.error_hint("R107", at, path, format!("`{}` needs a whole number, found `{text}`", part.name()), "e.g. `EventTime|hour|gte: 22`");
+                None
+            }
+        };
+    }
     if mods.exists {
         return match (plain, text) {
             (true, "true") => Some(vec![ValueMatcher::Exists(true)]),
@@ -537,8 +627,8 @@ fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink)
         return Some(vec![ValueMatcher::FieldRef(FieldPath::new(text))]);
     }
     let anchor = mods.anchor.map(|(a, _)| a).unwrap_or(Anchor::Exact);
-    if plain && mods.anchor.is_none() && !mods.windash && mods.base64.is_none() {
-        match crate::yaml::scalar_json(s) {
+    if let (Some(typed), true) = (typed, mods.anchor.is_none() && !mods.windash && mods.base64.is_none()) {
+        match typed {
             Value::Null => return Some(vec![ValueMatcher::Null]),
             Value::Bool(b) => return Some(vec![ValueMatcher::Bool(b)]),
             Value::Number(n) => {

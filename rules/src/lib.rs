@@ -43,7 +43,7 @@
 //! R101 selection shape, R102 field value, R104 unknown modifier, R105 regex, R106 CIDR,
 //! R107 numeric comparison, R108 exists, R109 modifier combination / unsupported modifier,
 //! R110 condition syntax, R111 undefined selection, R112 pattern matches nothing,
-//! R113 Sigma v1 aggregation, R200 unsupported correlation type, R201 correlation shape,
+//! R113 Sigma v1 aggregation, R114 `expand` placeholder without configured values, R200 unsupported correlation type, R201 correlation shape,
 //! R202 unknown rule reference, R203 reference to a non-detection rule, R204 unsupported
 //! threshold, R205 timespan, R300 template syntax, R301 template placeholder not allowed,
 //! R400 `tests` shape. Pipeline files: P001 pipeline shape, P002 unknown key, P003 unknown

@@ -132,6 +132,40 @@ impl Pipeline {
         }
     }
 
+    /// A placeholders file (`name: [values]`, or `name: value`) as a pipeline that provides
+    /// them to every rule: what `--placeholders FILE` loads.
+    pub fn placeholders(file: &str, text: &str) -> Result<Pipeline, Diagnostics> {
+        let mut sink = Sink::new(file, text);
+        let mut vars = BTreeMap::new();
+        let docs = yaml::split_documents(text);
+        match docs.first().map(yaml::parse_document) {
+            None => {}
+            Some(Ok(Node::Mapping(m))) => {
+                for (k, v) in m.iter() {
+                    if let Some(list) = strings(v, k.as_str(), "a placeholder value", &mut sink) {
+                        vars.insert(k.as_str().to_string(), list);
+                    }
+                }
+            }
+            Some(Ok(other)) => sink.error_hint("P007", pos(&other), "", format!("a placeholders file must be a mapping, found {}", kind_name(&other)), "Admins_Workstations: [ws-admin-1, ws-admin-2]"),
+            Some(Err((line, col, msg))) => sink.error("R001", (line, col), "", msg),
+        }
+        if sink.diags.iter().any(|d| d.severity == Severity::Error) {
+            return Err(Diagnostics(sink.diags));
+        }
+        let item = Item {
+            id: None,
+            transform: Transform::Placeholders { include: Vec::new(), exclude: Vec::new() },
+            rule_conds: Vec::new(),
+            rule_cond_or: false,
+            rule_cond_not: false,
+            field_conds: Vec::new(),
+            field_cond_or: false,
+            field_cond_not: false,
+        };
+        Ok(Pipeline { name: format!("placeholders {file}"), description: String::new(), priority: 0, vars, source: file.to_string(), items: vec![item] })
+    }
+
     /// A built-in pipeline by name.
     pub fn builtin(name: &str) -> Option<Result<Pipeline, Diagnostics>> {
         BUILTINS.iter().find(|(n, _)| *n == name).map(|(n, text)| Pipeline::parse(&format!("<builtin>/pipelines/{n}.yml"), text))
@@ -200,6 +234,11 @@ impl Pipelines {
     /// No pipeline at all.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Values for `%name%` from the first pipeline (in order) that provides them here.
+    pub fn placeholder(&self, name: &str, ls: &LogSource) -> Option<&[String]> {
+        self.0.iter().find_map(|p| p.placeholder(name, ls))
     }
 
     /// Rewrites a compiled detection: each pipeline in order, each transformation in order.
@@ -549,7 +588,9 @@ fn parse_item(node: &Node, path: &str, sink: &mut Sink) -> Option<Item> {
                 sink.error_hint("P004", pos(c), &cp, format!("`conditions` must be a mapping of field conditions, found {}", kind_name(c)), "e.g. conditions: {EventID: 1, Channel: Security}");
                 return None;
             }
-            Transform::AddCondition(detection::compile_selection_at("conditions", &cp, c, sink)?)
+            let (none, ls) = (Pipelines::default(), LogSource::default());
+            let ctx = detection::Ctx { pipelines: &none, logsource: &ls };
+            Transform::AddCondition(detection::compile_selection_at("conditions", &cp, c, ctx, sink)?)
         }
         _ => {
             let list = |key: &str, sink: &mut Sink| match map.get_node(key) {

@@ -176,6 +176,23 @@ level: high
     assert!(String::from_utf8_lossy(&out.stdout).contains("name: mozdef"));
 }
 
+/// `expand` needs placeholder values: refused with R114 without them, loaded with
+/// `--placeholders FILE`.
+#[test]
+fn rules_validate_with_placeholders() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("admins.yml");
+    std::fs::write(&rule, "title: Admin logon from elsewhere\ndetection:\n  sel:\n    user|expand: '%Admins%'\n  condition: sel\n").unwrap();
+    let out = rampart().args(["rules", "validate", rule.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("R114") && err.contains("%Admins%") && err.contains("admins.yml:4:"), "{err}");
+    let vars = dir.path().join("vars.yml");
+    std::fs::write(&vars, "Admins: [alice, bob]\n").unwrap();
+    let out = rampart().args(["rules", "validate", "--placeholders", vars.to_str().unwrap(), rule.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn rules_validate_names_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
