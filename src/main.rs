@@ -60,7 +60,8 @@ enum Command {
         /// Also write the normalized events (and alerts) as daily NDJSON files here.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// NDJSON or concatenated JSON events; `-` for stdin.
+        /// NDJSON or concatenated JSON events, or a Windows `.evtx` file (by name or
+        /// signature); `-` for stdin.
         #[arg(default_value = "-")]
         input: PathBuf,
     },

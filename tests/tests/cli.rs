@@ -176,6 +176,24 @@ level: high
     assert!(String::from_utf8_lossy(&out.stdout).contains("name: mozdef"));
 }
 
+/// `rampart replay FILE.evtx`: a SigmaHQ regression EVTX file (read from the shared corpus)
+/// through its rule and the windows-evtx pipeline gives the alert.
+#[test]
+fn replay_reads_evtx_files() {
+    let corpus = workspace_root().join("../shared/corpora/sigma");
+    let case = "regression_data/rules-threat-hunting/windows/image_load/image_load_win_werfaultsecure_dbgcore_dbghelp_load/8a2f4b1c-3d5e-4f7a-9b2c-1e4f6d8a9c2b.evtx";
+    let rule = "rules-threat-hunting/windows/image_load/image_load_win_werfaultsecure_dbgcore_dbghelp_load.yml";
+    assert!(corpus.join(case).is_file(), "SigmaHQ corpus missing at {}", corpus.display());
+    let out = rampart()
+        .args(["replay", "--pipeline", "windows-evtx", "--rules", corpus.join(rule).to_str().unwrap(), corpus.join(case).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let alerts = alerts_of(&out.stdout);
+    assert_eq!(alerts.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(alerts[0]["rule"]["id"], "8a2f4b1c-3d5e-4f7a-9b2c-1e4f6d8a9c2b", "{}", alerts[0]);
+}
+
 /// `expand` needs placeholder values: refused with R114 without them, loaded with
 /// `--placeholders FILE`.
 #[test]
