@@ -160,6 +160,20 @@ enum RulesCommand {
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
+    /// Say why one event does or does not match a detection rule: each selection, each field
+    /// condition with the value seen, then the condition. Exits 0 on a match, 1 otherwise.
+    Explain {
+        /// The rule: its id, name or title, among the loaded rules.
+        rule: String,
+        /// A file holding one JSON event, or `-` for stdin. The event is normalized as
+        /// `replay` would normalize it.
+        event: PathBuf,
+        /// A rule file or directory (repeat for several); default: the shipped library.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -321,6 +335,34 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 println!("rules without tests: {}", untested.len());
             }
             Ok(if failed == 0 && !outcomes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Rules { command: RulesCommand::Explain { rule, event, rules, pipelines } } => {
+            let set = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders)?;
+            let found = set
+                .rules
+                .iter()
+                .find(|r| r.id == rule || r.name.as_deref() == Some(rule.as_str()) || r.title == rule)
+                .or_else(|| set.rules.iter().find(|r| r.title.eq_ignore_ascii_case(&rule)))
+                .ok_or_else(|| InvalidInput(format!("no loaded rule has the id, name or title `{rule}` ({} rules loaded; see --rules)", set.len())))?;
+            let rampart_rules::RuleKind::Detection(det) = &found.kind else {
+                return Err(InvalidInput(format!("`{rule}` is a correlation rule; explain one of the detection rules it counts")).into());
+            };
+            let text = if event.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).context("reading the event from stdin")?;
+                t
+            } else {
+                std::fs::read_to_string(&event).map_err(|e| InvalidInput(format!("cannot read event file {}: {e}", event.display())))?
+            };
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| InvalidInput(format!("{}: not one JSON event: {e}", event.display())))?;
+            let normalizer = rampart_core::Normalizer::new(rampart_core::NormalizerConfig::default());
+            let ev = normalizer
+                .normalize(value, rampart_core::EventId::derive("explain", 0, text.as_bytes()))
+                .map_err(|e| InvalidInput(format!("{}: {e}", event.display())))?;
+            println!("rule {} — {} ({}:{})", found.id, found.title, found.loc.file, found.loc.line);
+            let (matched, explanation) = det.explain(&ev.doc);
+            print!("{explanation}");
+            Ok(if matched { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Config { command: ConfigCommand::Validate { file } } => {
             let cfg = load_config(&file)?;

@@ -53,6 +53,8 @@ pub enum SelectionMatcher {
 /// `Field|mods: values` compiled.
 #[derive(Clone, Debug)]
 pub struct FieldCond {
+    /// The key as written in the rule (`Image|endswith`), for explanations.
+    pub key: String,
     /// The field addressed.
     pub field: FieldPath,
     /// Other places the same field may live (from a pipeline's one-to-many mapping): the
@@ -189,6 +191,73 @@ impl Detection {
     /// Same as [`Detection::matches`] on a bare document.
     pub fn matches_doc(&self, doc: &Map<String, Value>) -> bool {
         self.condition.eval(&|i| self.selections.get(i).is_some_and(|s| s.matches(doc)))
+    }
+}
+
+impl Detection {
+    /// Why the event does or does not match: every selection with each field condition's
+    /// result and the value seen, then the condition and its result. Same semantics as
+    /// [`Detection::matches_doc`] (a test keeps them equal).
+    pub fn explain(&self, doc: &Map<String, Value>) -> (bool, String) {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for s in &self.selections {
+            let hit = s.matches(doc);
+            let _ = writeln!(out, "selection {}: {}", s.name, if hit { "matched" } else { "no match" });
+            match &s.matcher {
+                SelectionMatcher::Keywords(k) => {
+                    let _ = writeln!(out, "  keywords ({} patterns) searched in every string of the event", k.len());
+                }
+                SelectionMatcher::Fields(alts) => {
+                    for (i, conds) in alts.iter().enumerate() {
+                        if alts.len() > 1 {
+                            let all = conds.iter().all(|c| c.matches(doc));
+                            let _ = writeln!(out, "  alternative {} of {}: {}", i + 1, alts.len(), if all { "matched" } else { "no match" });
+                        }
+                        for c in conds {
+                            let ok = c.matches(doc);
+                            let paths: Vec<&str> = c.paths().map(FieldPath::as_str).collect();
+                            let seen = if c.keyword {
+                                "(any string of the event)".to_string()
+                            } else {
+                                match c.lookup(doc) {
+                                    None => "absent".to_string(),
+                                    Some(v) => {
+                                        let t = v.to_string();
+                                        if t.chars().count() > 200 { format!("{}…", t.chars().take(200).collect::<String>()) } else { t }
+                                    }
+                                }
+                            };
+                            let at = if c.keyword || paths == [c.key.split('|').next().unwrap_or("")] { String::new() } else { format!(" → {}", paths.join(" | ")) };
+                            let _ = writeln!(out, "    [{}] {}{at}: seen {seen}", if ok { "x" } else { " " }, c.key);
+                        }
+                    }
+                }
+            }
+        }
+        let names: Vec<&str> = self.selections.iter().map(|s| s.name.as_str()).collect();
+        let result = self.matches_doc(doc);
+        let _ = writeln!(out, "condition: {} → {}", render(&self.condition, &names), if result { "MATCH" } else { "no match" });
+        (result, out)
+    }
+}
+
+/// The condition as text over selection names (pipelines' added selections included).
+fn render(c: &Cond, names: &[&str]) -> String {
+    let name = |i: &usize| names.get(*i).map(|n| if n.contains(' ') { format!("`{n}`") } else { n.to_string() }).unwrap_or_default();
+    let group = |c: &Cond| match c {
+        Cond::And(_) | Cond::Or(_) => format!("({})", render(c, names)),
+        _ => render(c, names),
+    };
+    match c {
+        Cond::Sel(i) => name(i),
+        Cond::Not(inner) => format!("not {}", group(inner)),
+        Cond::And(cs) => cs.iter().map(group).collect::<Vec<_>>().join(" and "),
+        Cond::Or(cs) => cs.iter().map(group).collect::<Vec<_>>().join(" or "),
+        Cond::AtLeast(n, idx) => {
+            let list = idx.iter().map(name).collect::<Vec<_>>().join(", ");
+            if *n == idx.len() && *n > 1 { format!("all of ({list})") } else { format!("{n} of ({list})") }
+        }
     }
 }
 
@@ -536,7 +605,7 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, ctx: Ctx<'_>,
         return None;
     }
     let str_only = out.iter().all(|m| matches!(m, ValueMatcher::Str(_)));
-    Some(FieldCond { field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false })
+    Some(FieldCond { key: raw.to_string(), field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false })
 }
 
 /// `expand`: every `%name%` in the value replaced by each configured value (the cross

@@ -827,6 +827,11 @@ mod tests {
         assert!(m(&d, json!({"sys": {"id": 1, "channel": "Microsoft-Windows-Sysmon/Operational"}, "Image": "c:\\cmd.exe"})));
         assert!(!m(&d, json!({"sys": {"id": 3, "channel": "Microsoft-Windows-Sysmon/Operational"}, "Image": "c:\\cmd.exe"})));
         assert!(!m(&d, json!({"Image": "c:\\cmd.exe"})));
+        for doc in [json!({"sys": {"id": 1, "channel": "Microsoft-Windows-Sysmon/Operational"}, "Image": "c:\\cmd.exe"}), json!({"Image": "c:\\cmd.exe"})] {
+            let (hit, text) = d.explain(doc.as_object().unwrap());
+            assert_eq!(hit, m(&d, doc.clone()), "explain agrees with matching: {text}");
+            assert!(text.contains("[x] Image|endswith") && text.contains("pipeline t: transformations[0]"), "{text}");
+        }
         // Another logsource gets no condition.
         let other = det_with(vec![p], &PROC.replace("process_creation", "file_event"));
         assert!(m(&other, json!({"Image": "c:\\cmd.exe"})));

@@ -194,6 +194,44 @@ fn replay_reads_evtx_files() {
     assert_eq!(alerts[0]["rule"]["id"], "8a2f4b1c-3d5e-4f7a-9b2c-1e4f6d8a9c2b", "{}", alerts[0]);
 }
 
+/// `rules explain`: selection by selection, field by field, with the values seen, honouring
+/// --rules and --pipeline; exit 0 on a match, 1 otherwise.
+#[test]
+fn rules_explain_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("r.yml");
+    std::fs::write(
+        &rule,
+        "title: Cmd from Word\nid: 66666666-0000-4000-8000-000000000001\nlogsource:\n  category: process_creation\n  product: windows\ndetection:\n  sel:\n    Image|endswith: '\\\\cmd.exe'\n    ParentImage|endswith: '\\\\winword.exe'\n  filter:\n    User: SYSTEM\n  condition: sel and not filter\n",
+    )
+    .unwrap();
+    let ev = dir.path().join("ev.json");
+    std::fs::write(
+        &ev,
+        r#"{"Event": {"System": {"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational"}, "EventData": {"Image": "C:\\Windows\\cmd.exe", "ParentImage": "C:\\explorer.exe"}}}"#,
+    )
+    .unwrap();
+    let out = rampart()
+        .args(["rules", "explain", "--rules", rule.to_str().unwrap(), "--pipeline", "windows-evtx", "Cmd from Word", ev.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "no match exits 1: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("selection sel: no match"), "{text}");
+    assert!(text.contains("[x] Image|endswith → Event.EventData.Image"), "{text}");
+    assert!(text.contains(r#"[ ] ParentImage|endswith → Event.EventData.ParentImage | Event.EventData.ParentProcessName: seen "C:\\explorer.exe""#), "{text}");
+    assert!(text.contains("[ ] User → Event.EventData.User | Event.UserData.*.User: seen absent"), "{text}");
+    assert!(text.contains("logsource_process_creation: matched"), "the pipeline's condition is shown: {text}");
+    assert!(text.contains("condition: (sel and not filter) and `pipeline windows-evtx: logsource_process_creation` → no match"), "{text}");
+    std::fs::write(&ev, std::fs::read_to_string(&ev).unwrap().replace("explorer.exe", "WINWORD.EXE")).unwrap();
+    let out = rampart().args(["rules", "explain", "--rules", rule.to_str().unwrap(), "--pipeline", "windows-evtx", "66666666-0000-4000-8000-000000000001", ev.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("→ MATCH"));
+    let out = rampart().args(["rules", "explain", "--rules", rule.to_str().unwrap(), "nope", ev.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`nope`"));
+}
+
 /// `expand` needs placeholder values: refused with R114 without them, loaded with
 /// `--placeholders FILE`.
 #[test]
@@ -351,7 +389,7 @@ fn chrono_like_now() -> String {
 #[test]
 fn docs_cli_md_matches_help() {
     let doc = std::fs::read_to_string(workspace_root().join("docs/cli.md")).unwrap();
-    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["config", "validate", "--help"], vec!["kibana", "import", "--help"], vec!["kibana", "export", "--help"], vec!["pipelines", "--help"], vec!["pipelines", "show", "--help"]] {
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["rules", "explain", "--help"], vec!["config", "validate", "--help"], vec!["kibana", "import", "--help"], vec!["kibana", "export", "--help"], vec!["pipelines", "--help"], vec!["pipelines", "show", "--help"]] {
         let out = rampart().args(&args).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(doc.contains(help.trim_end()), "docs/cli.md is stale for `rampart {}`: regenerate it from --help", args.join(" "));
