@@ -22,6 +22,14 @@ pub struct Config {
     /// absent: the shipped library embedded in the binary.
     #[serde(default)]
     pub rules: Vec<PathBuf>,
+    /// Logsource pipelines applied to the rules: built-in names (`rampart pipelines`) or
+    /// pipeline YAML files, in priority order. Default: none (rules match fields as written).
+    #[serde(default)]
+    pub pipelines: Vec<String>,
+    /// YAML files of placeholder values for the `expand` modifier (`name: [values]`).
+    /// `--placeholders` replaces this list. Default: none (rules using `expand` are refused).
+    #[serde(default)]
+    pub placeholders: Vec<PathBuf>,
     /// Correlation engine settings.
     #[serde(default)]
     pub engine: EngineSection,
@@ -109,6 +117,8 @@ impl Config {
     pub fn embedded_default() -> Config {
         Config {
             rules: Vec::new(),
+            pipelines: Vec::new(),
+            placeholders: Vec::new(),
             engine: EngineSection::default(),
             normalizer: NormalizerSection::default(),
             inputs: default_inputs(),
@@ -163,6 +173,17 @@ impl Config {
         for r in &self.rules {
             if !r.exists() {
                 p.push(format!("rules: {} does not exist", r.display()));
+            }
+        }
+        for (i, f) in self.placeholders.iter().enumerate() {
+            if !f.is_file() {
+                p.push(format!("placeholders[{i}]: {} does not exist", f.display()));
+            }
+        }
+        for (i, name) in self.pipelines.iter().enumerate() {
+            let builtin = rampart_rules::pipeline::BUILTINS.iter().any(|(n, _)| n == name);
+            if !builtin && !Path::new(name).is_file() {
+                p.push(format!("pipelines[{i}]: `{name}` is neither a built-in pipeline (see `rampart pipelines`) nor a file"));
             }
         }
         p
@@ -289,6 +310,14 @@ mod tests {
         assert!(err.contains("lateness") || err.contains("invalid duration"), "{err}");
         let err = Config::parse("r.yml", "engine:\n  workers: 0\nnormalizer:\n  timezone: CET\n").unwrap_err().to_string();
         assert!(err.contains("engine.workers") && err.contains("normalizer.timezone"), "all problems at once: {err}");
+    }
+
+    #[test]
+    fn pipelines_key_names_builtins_or_files() {
+        let cfg = Config::parse("p.yml", "pipelines: [windows-evtx, mozdef]\n").unwrap();
+        assert_eq!(cfg.pipelines, vec!["windows-evtx", "mozdef"]);
+        let err = Config::parse("p.yml", "pipelines: [windows-evtx, /nope/x.yml]\n").unwrap_err().to_string();
+        assert!(err.contains("pipelines[1]") && err.contains("/nope/x.yml") && !err.contains("pipelines[0]"), "{err}");
     }
 
     #[test]

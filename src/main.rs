@@ -44,6 +44,8 @@ enum Command {
         /// Rule files or directories (overrides the config's `rules`).
         #[arg(long = "rules", value_name = "PATH")]
         rules: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
     },
     /// Replay events from a file (or stdin) through the rules in event time; print alerts as
     /// NDJSON on stdout and exit when the input ends and every window has closed.
@@ -52,11 +54,14 @@ enum Command {
         #[arg(long = "rules", value_name = "PATH")]
         rules: Vec<PathBuf>,
         #[command(flatten)]
+        pipelines: PipelineArgs,
+        #[command(flatten)]
         engine: EngineArgs,
         /// Also write the normalized events (and alerts) as daily NDJSON files here.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
-        /// NDJSON or concatenated JSON events; `-` for stdin.
+        /// NDJSON or concatenated JSON events, or a Windows `.evtx` file (by name or
+        /// signature); `-` for stdin.
         #[arg(default_value = "-")]
         input: PathBuf,
     },
@@ -69,6 +74,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Logsource pipelines: list the built-in ones, or print one.
+    Pipelines {
+        #[command(subcommand)]
+        command: Option<PipelinesCommand>,
     },
     /// Run the engine on built-in realistic traffic with attacks in it (SSH brute force,
     /// password spraying, port scan, sudo abuse, web scanning, promiscuous mode) and print
@@ -137,15 +147,57 @@ enum RulesCommand {
     Validate {
         /// Rule files or directories; default: the shipped library.
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
     },
     /// Run the `tests:` inside rule files through the engine.
     Test {
         /// Rule files or directories; default: the shipped library.
         paths: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
         /// Dataflow worker threads for each test.
         #[arg(long, default_value_t = 1)]
         workers: usize,
     },
+    /// Say why one event does or does not match a detection rule: each selection, each field
+    /// condition with the value seen, then the condition. Exits 0 on a match, 1 otherwise.
+    Explain {
+        /// The rule: its id, name or title, among the loaded rules.
+        rule: String,
+        /// A file holding one JSON event, or `-` for stdin. The event is normalized as
+        /// `replay` would normalize it.
+        event: PathBuf,
+        /// A rule file or directory (repeat for several); default: the shipped library.
+        #[arg(long = "rules", value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        #[command(flatten)]
+        pipelines: PipelineArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelinesCommand {
+    /// List the built-in pipelines with a one-line description (the default).
+    List,
+    /// Print a built-in pipeline's YAML (or a pipeline file's transformations).
+    Show {
+        /// A built-in name or a pipeline file.
+        name: String,
+    },
+}
+
+/// `--pipeline`, shared by the commands that load rules.
+#[derive(Debug, Args)]
+struct PipelineArgs {
+    /// Logsource pipeline: a built-in name (see `rampart pipelines`) or a pipeline YAML
+    /// file; repeat for several (applied by priority, then in the order given).
+    #[arg(long = "pipeline", value_name = "NAME|FILE")]
+    pipeline: Vec<String>,
+    /// YAML file of placeholder values for the `expand` modifier (`name: [values]`); repeat
+    /// for several. A rule whose placeholder has no values is refused.
+    #[arg(long = "placeholders", value_name = "FILE")]
+    placeholders: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -216,10 +268,22 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false).try_init();
 }
 
-/// Loads rules from paths, or the embedded library when `paths` is empty. Warnings go to
-/// stderr; errors come back as [`InvalidInput`] holding the rendered diagnostics.
-fn load_rules(paths: &[PathBuf]) -> Result<Arc<RuleSet>> {
-    let loaded = if paths.is_empty() { rampart_rules::load_sources(&library::sources()) } else { rampart_rules::load_paths(paths) };
+/// Loads rules from paths, or the embedded library when `paths` is empty, through the named
+/// pipelines. Warnings go to stderr; errors (in rules or pipelines) come back as
+/// [`InvalidInput`] holding the rendered diagnostics.
+fn load_rules(paths: &[PathBuf], pipelines: &[String], placeholders: &[PathBuf]) -> Result<Arc<RuleSet>> {
+    let mut list = rampart_rules::Pipelines::resolve(pipelines).map_err(|d| InvalidInput(d.to_string()))?.list().to_vec();
+    for f in placeholders {
+        let name = f.display().to_string();
+        let text = std::fs::read_to_string(f).map_err(|e| InvalidInput(format!("cannot read placeholders file {name}: {e}")))?;
+        list.push(rampart_rules::Pipeline::placeholders(&name, &text).map_err(|d| InvalidInput(d.to_string()))?);
+    }
+    let pipelines = rampart_rules::Pipelines::new(list);
+    let loaded = if paths.is_empty() {
+        rampart_rules::load_sources_with(&library::sources(), &pipelines)
+    } else {
+        rampart_rules::load_paths_with(paths, &pipelines)
+    };
     match loaded {
         Ok(set) => {
             for w in &set.warnings {
@@ -238,8 +302,8 @@ fn load_config(path: &std::path::Path) -> Result<config::Config> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Rules { command: RulesCommand::Validate { paths } } => {
-            let rules = load_rules(&paths)?;
+        Command::Rules { command: RulesCommand::Validate { paths, pipelines } } => {
+            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders)?;
             let correlations = rules.rules.iter().filter(|r| matches!(r.kind, rampart_rules::RuleKind::Correlation(_))).count();
             println!(
                 "ok: {} rules ({} detections, {} correlations), {} warnings",
@@ -250,8 +314,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Rules { command: RulesCommand::Test { paths, workers } } => {
-            let rules = load_rules(&paths)?;
+        Command::Rules { command: RulesCommand::Test { paths, pipelines, workers } } => {
+            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders)?;
             let outcomes = ruletest::run_all(&rules, workers.max(1))?;
             let mut failed = 0;
             for o in &outcomes {
@@ -272,13 +336,41 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             Ok(if failed == 0 && !outcomes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
+        Command::Rules { command: RulesCommand::Explain { rule, event, rules, pipelines } } => {
+            let set = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders)?;
+            let found = set
+                .rules
+                .iter()
+                .find(|r| r.id == rule || r.name.as_deref() == Some(rule.as_str()) || r.title == rule)
+                .or_else(|| set.rules.iter().find(|r| r.title.eq_ignore_ascii_case(&rule)))
+                .ok_or_else(|| InvalidInput(format!("no loaded rule has the id, name or title `{rule}` ({} rules loaded; see --rules)", set.len())))?;
+            let rampart_rules::RuleKind::Detection(det) = &found.kind else {
+                return Err(InvalidInput(format!("`{rule}` is a correlation rule; explain one of the detection rules it counts")).into());
+            };
+            let text = if event.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t).context("reading the event from stdin")?;
+                t
+            } else {
+                std::fs::read_to_string(&event).map_err(|e| InvalidInput(format!("cannot read event file {}: {e}", event.display())))?
+            };
+            let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| InvalidInput(format!("{}: not one JSON event: {e}", event.display())))?;
+            let normalizer = rampart_core::Normalizer::new(rampart_core::NormalizerConfig::default());
+            let ev = normalizer
+                .normalize(value, rampart_core::EventId::derive("explain", 0, text.as_bytes()))
+                .map_err(|e| InvalidInput(format!("{}: {e}", event.display())))?;
+            println!("rule {} — {} ({}:{})", found.id, found.title, found.loc.file, found.loc.line);
+            let (matched, explanation) = det.explain(&ev.doc);
+            print!("{explanation}");
+            Ok(if matched { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
         Command::Config { command: ConfigCommand::Validate { file } } => {
             let cfg = load_config(&file)?;
-            load_rules(&cfg.rules)?;
+            load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders)?;
             println!("ok: {} ({} inputs, {} outputs)", file.display(), cfg.inputs.len(), cfg.outputs.len());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { config, engine, rules } => {
+        Command::Run { config, engine, rules, pipelines } => {
             let mut cfg = match &config {
                 Some(path) => load_config(path)?,
                 None => config::Config::embedded_default(),
@@ -286,18 +378,24 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if !rules.is_empty() {
                 cfg.rules = rules;
             }
+            if !pipelines.pipeline.is_empty() {
+                cfg.pipelines = pipelines.pipeline;
+            }
+            if !pipelines.placeholders.is_empty() {
+                cfg.placeholders = pipelines.placeholders;
+            }
             if let Some(w) = engine.workers {
                 cfg.engine.workers = w;
             }
             if let Some(l) = engine.lateness {
                 cfg.engine.lateness = l;
             }
-            let rules = load_rules(&cfg.rules)?;
+            let rules = load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders)?;
             pipeline::run(cfg, rules).context("rampart run")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { rules, engine, data_dir, input } => {
-            let rules = load_rules(&rules)?;
+        Command::Replay { rules, pipelines, engine, data_dir, input } => {
+            let rules = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders)?;
             let opts = pipeline::ReplayOptions {
                 workers: engine.workers.unwrap_or(1).max(1),
                 lateness: engine.lateness.unwrap_or(Duration::from_secs(60)),
@@ -322,8 +420,29 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             kibana::import(&kibana::ImportOptions { url, space, credentials, overwrite })?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Pipelines { command } => {
+            match command.unwrap_or(PipelinesCommand::List) {
+                PipelinesCommand::List => {
+                    for (name, _) in rampart_rules::pipeline::BUILTINS {
+                        let p = rampart_rules::Pipeline::resolve(name).map_err(|d| InvalidInput(d.to_string()))?;
+                        println!("{name:<14} {}", p.description);
+                    }
+                }
+                PipelinesCommand::Show { name } => match rampart_rules::pipeline::BUILTINS.iter().find(|(n, _)| *n == name) {
+                    Some((_, text)) => print!("{text}"),
+                    None => {
+                        let p = rampart_rules::Pipeline::resolve(&name).map_err(|d| InvalidInput(d.to_string()))?;
+                        println!("{} (priority {}): {}", p.name, p.priority, p.description);
+                        for t in p.summary() {
+                            println!("  {t}");
+                        }
+                    }
+                },
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { rate, duration, seed, workers, lateness, http } => {
-            let rules = load_rules(&[])?;
+            let rules = load_rules(&[], &[], &[])?;
             pipeline::demo(pipeline::DemoOptions { rate, duration, seed, workers: workers.max(1), lateness, http }, rules).context("rampart demo")?;
             Ok(ExitCode::SUCCESS)
         }

@@ -1,7 +1,12 @@
-//! File and stdin input: JSON events from a file path or `-` (standard input).
+//! File and stdin input: JSON events from a file path or `-` (standard input), or Windows
+//! event log files (`.evtx`).
 //!
 //! Speaks NDJSON, concatenated or pretty-printed JSON objects (back to back, spanning
-//! lines), and a top-level JSON array of objects (its elements are the events). Reads once
+//! lines), and a top-level JSON array of objects (its elements are the events). EVTX files
+//! (`format: evtx`, or `auto` on a `.evtx` name or the `ElfFile` signature) are read with
+//! the `evtx` crate 0.15 into the JSON that its `evtx_dump` prints
+//! (`{"Event": {"System": …, "EventData": …}}`, attributes under `#attributes`), plus a
+//! top-level `utctimestamp` from the record header so event time is right. Reads once
 //! to the end (it does not follow a growing file) in bounded memory: only the record being
 //! parsed is held, at most `max_record_bytes`.
 //!
@@ -37,6 +42,42 @@ pub struct FileConfig {
     /// How many error messages to keep for the final report. Default 20.
     #[serde(default = "default_max_errors", deserialize_with = "crate::registry::lenient")]
     pub max_errors: usize,
+    /// `json`, `evtx` (Windows event log file), or `auto`: EVTX when the name ends in
+    /// `.evtx` or the file starts with the EVTX signature, else JSON. Default `auto`.
+    #[serde(default)]
+    pub format: FileFormat,
+}
+
+/// What a file input reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileFormat {
+    /// EVTX by name or signature, else JSON.
+    #[default]
+    Auto,
+    /// NDJSON, concatenated JSON or a JSON array.
+    Json,
+    /// A Windows event log file.
+    Evtx,
+}
+
+impl FileFormat {
+    /// Does `path` get read as EVTX? (stdin is always JSON.)
+    pub fn is_evtx(self, path: &str) -> bool {
+        match self {
+            FileFormat::Json => false,
+            _ if path == "-" => false,
+            FileFormat::Evtx => true,
+            FileFormat::Auto => {
+                let by_name = std::path::Path::new(path).extension().is_some_and(|e| e.eq_ignore_ascii_case("evtx"));
+                by_name || {
+                    use std::io::Read;
+                    let mut magic = [0u8; 8];
+                    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"ElfFile\0"
+                }
+            }
+        }
+    }
 }
 
 fn default_origin() -> String {
@@ -52,7 +93,7 @@ fn default_max_errors() -> usize {
 impl FileConfig {
     /// A config reading `path` with every default.
     pub fn new(path: impl Into<String>) -> FileConfig {
-        FileConfig { path: path.into(), origin: default_origin(), max_record_bytes: default_max_record(), max_errors: default_max_errors() }
+        FileConfig { path: path.into(), origin: default_origin(), max_record_bytes: default_max_record(), max_errors: default_max_errors(), format: FileFormat::Auto }
     }
 
     /// Every problem with this config.
@@ -84,6 +125,9 @@ pub struct FileStats {
 /// Reads the file (or stdin) to its end, sending batches into `ctx.out`. Returns early,
 /// with what was read so far, when `ctx.shutdown` fires.
 pub async fn run(cfg: &FileConfig, mut ctx: SourceContext) -> Result<FileStats, ConnectorError> {
+    if cfg.format.is_evtx(&cfg.path) {
+        return read_evtx(cfg, &mut ctx).await;
+    }
     let reader: Box<dyn AsyncRead + Unpin + Send> = if cfg.path == "-" {
         Box::new(stdin_pipe())
     } else {
@@ -135,6 +179,80 @@ pub async fn read(cfg: &FileConfig, mut reader: impl AsyncRead + Unpin, ctx: &mu
     flush(ctx, &mut batch, &mut stats).await;
     tracing::debug!(path = %shown, accepted = stats.accepted, invalid = stats.invalid, "file input finished");
     Ok(stats)
+}
+
+fn open_evtx(path: &str) -> Result<evtx::EvtxParser<std::fs::File>, String> {
+    let settings = evtx::ParserSettings::new().num_threads(1).separate_json_attributes(false);
+    Ok(evtx::EvtxParser::from_path(path).map_err(|e| format!("{e}"))?.with_configuration(settings))
+}
+
+/// One record as `evtx_dump` prints it, plus `utctimestamp` from the record header.
+fn evtx_doc(rec: evtx::SerializedEvtxRecord<serde_json::Value>) -> (u64, serde_json::Value) {
+    let mut doc = serde_json::Map::new();
+    doc.insert("utctimestamp".to_string(), serde_json::Value::String(rec.timestamp.to_string()));
+    if let serde_json::Value::Object(o) = rec.data {
+        doc.extend(o);
+    }
+    (rec.event_record_id, serde_json::Value::Object(doc))
+}
+
+/// One EVTX record read: (record id, JSON document), or why it could not be parsed.
+pub type EvtxRecord = Result<(u64, serde_json::Value), String>;
+
+/// Every record of an EVTX file, in file order. For tools and tests; the input streams.
+pub fn evtx_records(path: &str) -> Result<Vec<EvtxRecord>, String> {
+    let mut parser = open_evtx(path)?;
+    Ok(parser.records_json_value().map(|r| r.map(evtx_doc).map_err(|e| format!("{e}"))).collect())
+}
+
+/// EVTX: parsed on a blocking thread (the parser is synchronous), records handed over
+/// through a bounded channel so memory stays bounded whatever the file size.
+async fn read_evtx(cfg: &FileConfig, ctx: &mut SourceContext) -> Result<FileStats, ConnectorError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<EvtxRecord>(1024);
+    let path = cfg.path.clone();
+    let open_err = tokio::task::spawn_blocking(move || {
+        let mut parser = match open_evtx(&path) {
+            Ok(p) => p,
+            Err(e) => return Some(e),
+        };
+        for r in parser.records_json_value() {
+            let item = r.map(evtx_doc).map_err(|e| format!("{e}"));
+            if tx.blocking_send(item).is_err() {
+                break; // the reader stopped (shutdown)
+            }
+        }
+        None
+    });
+    let mut stats = FileStats::default();
+    let mut batch = Vec::new();
+    loop {
+        let item = tokio::select! {
+            i = rx.recv() => i,
+            _ = ctx.shutdown.wait() => break,
+        };
+        let Some(item) = item else { break };
+        match item {
+            Ok((record_id, value)) => {
+                let raw = serde_json::to_vec(&value).unwrap_or_default();
+                let id = rampart_core::EventId::derive(&cfg.origin, record_id, &raw);
+                match ctx.normalizer.normalize(value, id) {
+                    Ok(event) => {
+                        batch.push(event);
+                        if batch.len() >= MAX_BATCH && !flush(ctx, &mut batch, &mut stats).await {
+                            return Ok(stats);
+                        }
+                    }
+                    Err(e) => invalid(&mut stats, cfg, ctx, format!("{}: record {record_id}: {e}", cfg.path)),
+                }
+            }
+            Err(e) => invalid(&mut stats, cfg, ctx, format!("{}: {e}", cfg.path)),
+        }
+    }
+    flush(ctx, &mut batch, &mut stats).await;
+    match open_err.await {
+        Ok(Some(e)) => Err(ConnectorError::Open { component: "file", path: cfg.path.clone(), source: std::io::Error::other(e) }),
+        _ => Ok(stats),
+    }
 }
 
 /// Standard input through a detached thread and an in-memory pipe.
@@ -326,5 +444,37 @@ mod tests {
         assert_eq!(stats.invalid, 50);
         assert_eq!(stats.errors.len(), 3);
         assert_eq!(m.get(Counter::EventsInvalid), 50);
+    }
+}
+
+#[cfg(test)]
+mod evtx_tests {
+    use super::*;
+
+    #[test]
+    fn evtx_is_detected_by_name_or_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let renamed = dir.path().join("log.bin");
+        std::fs::write(&renamed, b"ElfFile\0rest of a header").unwrap();
+        let json = dir.path().join("events.json");
+        std::fs::write(&json, b"{\"a\": 1}\n").unwrap();
+        let p = |f: &std::path::Path| f.to_str().unwrap().to_string();
+        assert!(FileFormat::Auto.is_evtx(&p(&renamed)), "by signature");
+        assert!(FileFormat::Auto.is_evtx("missing/Security.EVTX"), "by name, any case");
+        assert!(!FileFormat::Auto.is_evtx(&p(&json)));
+        assert!(!FileFormat::Json.is_evtx(&p(&renamed)), "forced json");
+        assert!(FileFormat::Evtx.is_evtx(&p(&json)), "forced evtx");
+        assert!(!FileFormat::Evtx.is_evtx("-"), "stdin is JSON");
+        let cfg: FileConfig = serde_json::from_str(r#"{"path": "x", "format": "evtx"}"#).unwrap();
+        assert_eq!(cfg.format, FileFormat::Evtx);
+        assert!(serde_json::from_str::<FileConfig>(r#"{"path": "x", "format": "xml"}"#).is_err());
+    }
+
+    #[test]
+    fn a_file_that_is_not_evtx_is_an_open_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("fake.evtx");
+        std::fs::write(&f, b"not an event log").unwrap();
+        assert!(evtx_records(f.to_str().unwrap()).is_err());
     }
 }

@@ -1,14 +1,16 @@
 //! Detection rules: `detection:` selections and condition, compiled to [`Detection`].
 
 use crate::condition::{self, Cond};
-use crate::matcher::{compile_str, scalar_text, tokenize, Anchor, Hay, NumOp, StrMatch, ValueMatcher};
+use crate::matcher::{compile_str, scalar_text, tokenize, Anchor, Hay, NumOp, StrMatch, TimePart, ValueMatcher};
+use crate::pipeline::Pipelines;
 use crate::yaml::{kind_name, pos, spos, Sink};
 use marked_yaml::types::MarkedScalarNode;
 use marked_yaml::Node;
 use rampart_core::FieldPath;
 use serde_json::{Map, Value};
 
-/// Sigma's `logsource`, kept as data: with no pipeline configured it does not filter.
+/// Sigma's `logsource`: with no [pipeline](crate::pipeline) it does not filter; a pipeline
+/// turns it into extra conditions and field renames at load time.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogSource {
     /// `logsource.product`
@@ -22,7 +24,7 @@ pub struct LogSource {
 /// A compiled detection: named selections and the condition over them.
 #[derive(Clone, Debug)]
 pub struct Detection {
-    /// Parsed `logsource` (not used for matching yet).
+    /// Parsed `logsource` (as written; pipelines have already been applied).
     pub logsource: LogSource,
     /// Selections in definition order; the condition refers to them by index.
     pub selections: Vec<Selection>,
@@ -51,26 +53,66 @@ pub enum SelectionMatcher {
 /// `Field|mods: values` compiled.
 #[derive(Clone, Debug)]
 pub struct FieldCond {
+    /// The key as written in the rule (`Image|endswith`), for explanations.
+    pub key: String,
     /// The field addressed.
     pub field: FieldPath,
+    /// Other places the same field may live (from a pipeline's one-to-many mapping): the
+    /// first of `field`, `fallbacks…` present in the event is the value tested.
+    pub fallbacks: Vec<FieldPath>,
     /// Alternatives (OR), or conjuncts when `all` is set.
     pub values: Vec<ValueMatcher>,
     /// `all` modifier.
     pub all: bool,
+    /// `neq` modifier: the field is present (not null) and matches none of `values`.
+    pub negate: bool,
     /// Empty field name (`'|all': [...]`): the values are keywords searched in every
     /// string of the event, like a keyword list.
     pub keyword: bool,
     /// Every value is a string pattern: the event value is prepared once for all of them.
     str_only: bool,
+    /// Some path has a `*` segment (any key at that level, e.g. `Event.UserData.*.User`).
+    wild: bool,
 }
 
 impl FieldCond {
-    fn matches(&self, doc: &Map<String, Value>) -> bool {
+    /// The field's name(s): `field` then the fallbacks.
+    pub fn paths(&self) -> impl Iterator<Item = &FieldPath> {
+        std::iter::once(&self.field).chain(&self.fallbacks)
+    }
+
+    /// Replaces the addressed paths (pipelines rename fields at load time, never per event).
+    pub(crate) fn set_paths(&mut self, mut paths: Vec<FieldPath>) {
+        if paths.is_empty() {
+            return;
+        }
+        self.field = paths.remove(0);
+        self.fallbacks = paths;
+        let wild = self.paths().any(|p| p.segments().iter().any(|s| s == "*"));
+        self.wild = wild;
+    }
+
+    /// The event value this condition tests.
+    pub fn lookup<'d>(&self, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+        if !self.wild && self.fallbacks.is_empty() {
+            return self.field.lookup_event(doc);
+        }
+        self.paths().find_map(|p| if self.wild { lookup_wild(p.segments(), doc) } else { p.lookup_event(doc) })
+    }
+
+    pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
+        if self.negate {
+            return self.lookup(doc).is_some_and(|v| !v.is_null()) && !self.matches_values(doc);
+        }
+        self.matches_values(doc)
+    }
+
+    fn matches_values(&self, doc: &Map<String, Value>) -> bool {
         if self.keyword {
             let anywhere = |m: &ValueMatcher| doc.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
             return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
         }
-        let v = self.field.lookup_event(doc);
+        let v = self.lookup(doc);
         if self.str_only && !self.all {
             return v.is_some_and(|v| any_scalar(v, &|text| {
                 let hay = Hay::new(text);
@@ -84,6 +126,31 @@ impl FieldCond {
             self.values.iter().any(|m| m.matches(v, &lookup))
         }
     }
+}
+
+/// Path lookup where a `*` segment stands for any key at its level (first hit wins, in
+/// document order); paths without `*` resolve as [`FieldPath::lookup_event`] does.
+fn lookup_wild<'d>(segs: &[String], doc: &'d Map<String, Value>) -> Option<&'d Value> {
+    if !segs.iter().any(|s| s == "*") {
+        return FieldPath::new(&segs.join(".")).lookup_event(doc);
+    }
+    fn go<'d>(segs: &[String], v: &'d Value) -> Option<&'d Value> {
+        let Some((first, rest)) = segs.split_first() else { return Some(v) };
+        let Value::Object(o) = v else { return None };
+        if first == "*" {
+            o.values().find_map(|x| go(rest, x))
+        } else {
+            o.get(first.as_str()).and_then(|x| go(rest, x))
+        }
+    }
+    let (first, rest) = segs.split_first()?;
+    if first == "*" {
+        return doc.values().find_map(|x| go(rest, x));
+    }
+    doc.get(first.as_str()).and_then(|x| go(rest, x)).or_else(|| match doc.get("details") {
+        Some(Value::Object(d)) if first != "details" => d.get(first.as_str()).and_then(|x| go(rest, x)),
+        _ => None,
+    })
 }
 
 /// Applies `f` to the text of a scalar, or of any scalar element of an array.
@@ -105,7 +172,7 @@ fn any_leaf(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
 }
 
 impl Selection {
-    fn matches(&self, doc: &Map<String, Value>) -> bool {
+    pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
         match &self.matcher {
             SelectionMatcher::Fields(alts) => alts.iter().any(|conds| conds.iter().all(|c| c.matches(doc))),
             SelectionMatcher::Keywords(kws) => {
@@ -127,14 +194,90 @@ impl Detection {
     }
 }
 
+impl Detection {
+    /// Why the event does or does not match: every selection with each field condition's
+    /// result and the value seen, then the condition and its result. Same semantics as
+    /// [`Detection::matches_doc`] (a test keeps them equal).
+    pub fn explain(&self, doc: &Map<String, Value>) -> (bool, String) {
+        use std::fmt::Write;
+        let mut out = String::new();
+        for s in &self.selections {
+            let hit = s.matches(doc);
+            let _ = writeln!(out, "selection {}: {}", s.name, if hit { "matched" } else { "no match" });
+            match &s.matcher {
+                SelectionMatcher::Keywords(k) => {
+                    let _ = writeln!(out, "  keywords ({} patterns) searched in every string of the event", k.len());
+                }
+                SelectionMatcher::Fields(alts) => {
+                    for (i, conds) in alts.iter().enumerate() {
+                        if alts.len() > 1 {
+                            let all = conds.iter().all(|c| c.matches(doc));
+                            let _ = writeln!(out, "  alternative {} of {}: {}", i + 1, alts.len(), if all { "matched" } else { "no match" });
+                        }
+                        for c in conds {
+                            let ok = c.matches(doc);
+                            let paths: Vec<&str> = c.paths().map(FieldPath::as_str).collect();
+                            let seen = if c.keyword {
+                                "(any string of the event)".to_string()
+                            } else {
+                                match c.lookup(doc) {
+                                    None => "absent".to_string(),
+                                    Some(v) => {
+                                        let t = v.to_string();
+                                        if t.chars().count() > 200 { format!("{}…", t.chars().take(200).collect::<String>()) } else { t }
+                                    }
+                                }
+                            };
+                            let at = if c.keyword || paths == [c.key.split('|').next().unwrap_or("")] { String::new() } else { format!(" → {}", paths.join(" | ")) };
+                            let _ = writeln!(out, "    [{}] {}{at}: seen {seen}", if ok { "x" } else { " " }, c.key);
+                        }
+                    }
+                }
+            }
+        }
+        let names: Vec<&str> = self.selections.iter().map(|s| s.name.as_str()).collect();
+        let result = self.matches_doc(doc);
+        let _ = writeln!(out, "condition: {} → {}", render(&self.condition, &names), if result { "MATCH" } else { "no match" });
+        (result, out)
+    }
+}
+
+/// The condition as text over selection names (pipelines' added selections included).
+fn render(c: &Cond, names: &[&str]) -> String {
+    let name = |i: &usize| names.get(*i).map(|n| if n.contains(' ') { format!("`{n}`") } else { n.to_string() }).unwrap_or_default();
+    let group = |c: &Cond| match c {
+        Cond::And(_) | Cond::Or(_) => format!("({})", render(c, names)),
+        _ => render(c, names),
+    };
+    match c {
+        Cond::Sel(i) => name(i),
+        Cond::Not(inner) => format!("not {}", group(inner)),
+        Cond::And(cs) => cs.iter().map(group).collect::<Vec<_>>().join(" and "),
+        Cond::Or(cs) => cs.iter().map(group).collect::<Vec<_>>().join(" or "),
+        Cond::AtLeast(n, idx) => {
+            let list = idx.iter().map(name).collect::<Vec<_>>().join(", ");
+            if *n == idx.len() && *n > 1 { format!("all of ({list})") } else { format!("{n} of ({list})") }
+        }
+    }
+}
+
 /// Every modifier name we know, for "valid modifiers" hints.
 pub(crate) const MODIFIERS: &[&str] = &[
     "contains", "startswith", "endswith", "all", "re", "i", "m", "s", "cidr", "exists", "gt", "gte", "lt", "lte",
-    "cased", "windash", "base64", "base64offset", "utf16le", "wide", "utf16be", "utf16", "fieldref", "expand",
+    "neq", "cased", "windash", "base64", "base64offset", "utf16le", "wide", "utf16be", "utf16", "fieldref", "expand",
+    "minute", "hour", "day", "week", "month", "year",
 ];
 
+/// What compiling a value may consult besides the rule: the placeholders of `expand`.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx<'a> {
+    pub pipelines: &'a Pipelines,
+    pub logsource: &'a LogSource,
+}
+
 /// Compiles `detection:`; all problems go to `sink`. `None` when anything was wrong.
-pub(crate) fn compile(node: &Node, key_at: (usize, usize), logsource: LogSource, sink: &mut Sink) -> Option<Detection> {
+pub(crate) fn compile(node: &Node, key_at: (usize, usize), logsource: LogSource, pipelines: &Pipelines, sink: &mut Sink) -> Option<Detection> {
+    let ctx = Ctx { pipelines, logsource: &logsource };
     let Some(map) = node.as_mapping() else {
         sink.error("R100", key_at, "detection", format!("`detection` must be a mapping of selections and a `condition`, found {}", kind_name(node)));
         return None;
@@ -152,7 +295,7 @@ pub(crate) fn compile(node: &Node, key_at: (usize, usize), logsource: LogSource,
             sink.error_hint("R113", spos(k), "detection.timeframe", "Sigma v1 `timeframe` is not supported", "use a correlation rule with `timespan`");
             continue;
         }
-        if let Some(m) = compile_selection(name, v, sink) {
+        if let Some(m) = compile_selection(name, v, ctx, sink) {
             selections.push(Selection { name: name.to_string(), matcher: m });
         }
     }
@@ -201,15 +344,20 @@ fn compile_condition(node: &Node, names: &[String], sink: &mut Sink) -> Option<C
     }
 }
 
-fn compile_selection(name: &str, node: &Node, sink: &mut Sink) -> Option<SelectionMatcher> {
-    let path = format!("detection.{name}");
+fn compile_selection(name: &str, node: &Node, ctx: Ctx<'_>, sink: &mut Sink) -> Option<SelectionMatcher> {
+    compile_selection_at(name, &format!("detection.{name}"), node, ctx, sink)
+}
+
+/// Compiles one selection whose diagnostics carry `path` (pipelines' `add_condition` reuse it).
+pub(crate) fn compile_selection_at(name: &str, path: &str, node: &Node, ctx: Ctx<'_>, sink: &mut Sink) -> Option<SelectionMatcher> {
+    let path = path.to_string();
     match node {
-        Node::Mapping(_) => compile_map(node, &path, sink).map(|c| SelectionMatcher::Fields(vec![c])),
+        Node::Mapping(_) => compile_map(node, &path, ctx, sink).map(|c| SelectionMatcher::Fields(vec![c])),
         Node::Sequence(seq) if seq.iter().all(|n| matches!(n, Node::Mapping(_))) && !seq.is_empty() => {
             let mut alts = Vec::new();
             let mut ok = true;
             for (i, n) in seq.iter().enumerate() {
-                match compile_map(n, &format!("{path}[{i}]"), sink) {
+                match compile_map(n, &format!("{path}[{i}]"), ctx, sink) {
                     Some(c) => alts.push(c),
                     None => ok = false,
                 }
@@ -242,12 +390,12 @@ fn compile_selection(name: &str, node: &Node, sink: &mut Sink) -> Option<Selecti
     }
 }
 
-fn compile_map(node: &Node, path: &str, sink: &mut Sink) -> Option<Vec<FieldCond>> {
+fn compile_map(node: &Node, path: &str, ctx: Ctx<'_>, sink: &mut Sink) -> Option<Vec<FieldCond>> {
     let map = node.as_mapping()?;
     let mut out = Vec::new();
     let mut ok = true;
     for (k, v) in map.iter() {
-        match compile_field(k, v, &format!("{path}.{}", k.as_str()), sink) {
+        match compile_field(k, v, &format!("{path}.{}", k.as_str()), ctx, sink) {
             Some(c) => out.push(c),
             None => ok = false,
         }
@@ -269,9 +417,12 @@ struct Mods {
     windash: bool,
     base64: Option<bool>, // Some(true) = base64offset
     utf16: Option<&'static str>,
+    neq: bool,
+    time: Option<TimePart>,
+    expand: bool,
 }
 
-fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Sink) -> Option<FieldCond> {
+fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, ctx: Ctx<'_>, sink: &mut Sink) -> Option<FieldCond> {
     let raw = key.as_str();
     let mut parts = raw.split('|');
     let field = parts.next().unwrap_or("");
@@ -357,8 +508,16 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
                 true
             }
             "expand" => {
-                sink.error_hint("R109", at, path, "modifier `expand` is not supported: placeholders need configured lists", "replace the %placeholder% with the values");
-                false
+                mods.expand = true;
+                true
+            }
+            "neq" => {
+                mods.neq = true;
+                true
+            }
+            "minute" | "hour" | "day" | "week" | "month" | "year" => {
+                mods.time = TimePart::from_name(m);
+                true
             }
             other => {
                 let near = MODIFIERS.iter().find(|v| strsim::levenshtein(v, other) <= 2);
@@ -379,7 +538,8 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         sink.error("R109", kpos, path, "regex flags `i`, `m`, `s` need the `re` modifier");
         return None;
     }
-    let kinds = [mods.re, mods.cidr, mods.exists, mods.cmp.is_some(), mods.fieldref].iter().filter(|b| **b).count();
+    // A time part is read from the field, then compared (`=` or a `gt`-family modifier).
+    let kinds = [mods.re, mods.cidr, mods.exists, mods.cmp.is_some() || mods.time.is_some(), mods.fieldref].iter().filter(|b| **b).count();
     if kinds > 1 || (kinds == 1 && (mods.anchor.is_some() || mods.windash || mods.base64.is_some() || mods.utf16.is_some())) {
         sink.error("R109", kpos, path, format!("modifiers in `{raw}` cannot be combined"));
         return None;
@@ -388,8 +548,12 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         sink.error_hint("R109", kpos, path, "`utf16*`/`wide` only make sense before `base64`/`base64offset`", "e.g. `CommandLine|wide|base64offset|contains`");
         return None;
     }
+    if mods.neq && (mods.all || mods.exists) {
+        sink.error_hint("R109", kpos, path, format!("`neq` cannot be combined with `all` or `exists` in `{raw}`"), "`neq` with a list already means: equal to none of them");
+        return None;
+    }
     let keyword = field.is_empty();
-    if keyword && (mods.cidr || mods.exists || mods.cmp.is_some() || mods.fieldref) {
+    if keyword && (mods.cidr || mods.exists || mods.cmp.is_some() || mods.fieldref || mods.neq || mods.time.is_some()) {
         sink.error_hint("R109", kpos, path, format!("modifiers in `{raw}` need a field name"), "write `Field|modifier: value`");
         return None;
     }
@@ -412,6 +576,20 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
             ok = false;
             continue;
         };
+        if mods.expand {
+            match expand(s, ctx, path, sink) {
+                Some(texts) => {
+                    for t in texts {
+                        match compile_text(&t, None, spos(s), &mods, path, sink) {
+                            Some(ms) => out.extend(ms),
+                            None => ok = false,
+                        }
+                    }
+                }
+                None => ok = false,
+            }
+            continue;
+        }
         match compile_value(s, &mods, path, sink) {
             Some(ms) => out.extend(ms),
             None => ok = false,
@@ -427,13 +605,54 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, sink: &mut Si
         return None;
     }
     let str_only = out.iter().all(|m| matches!(m, ValueMatcher::Str(_)));
-    Some(FieldCond { field: FieldPath::new(field), values: out, all: mods.all, keyword, str_only })
+    Some(FieldCond { key: raw.to_string(), field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false })
+}
+
+/// `expand`: every `%name%` in the value replaced by each configured value (the cross
+/// product when there are several). An unknown placeholder refuses the rule (R114).
+fn expand(s: &MarkedScalarNode, ctx: Ctx<'_>, path: &str, sink: &mut Sink) -> Option<Vec<String>> {
+    let text = s.as_str();
+    let mut out = vec![String::new()];
+    let mut rest = text;
+    while let Some(start) = rest.find('%') {
+        let Some(len) = rest[start + 1..].find('%') else { break };
+        let name = &rest[start + 1..start + 1 + len];
+        let Some(values) = ctx.pipelines.placeholder(name, ctx.logsource) else {
+            let offset = text[..text.len() - rest.len() + start].chars().count();
+            let at = sink.inside(spos(s), offset);
+            sink.error_hint(
+                "R114",
+                at,
+                path,
+                format!("placeholder `%{name}%` has no configured values"),
+                "give its values with `--placeholders FILE` (name: [values]) or a pipeline's `vars` with a `value_placeholders` transformation",
+            );
+            return None;
+        };
+        let lit = &rest[..start];
+        out = out.iter().flat_map(|prefix| values.iter().map(move |v| format!("{prefix}{lit}{v}"))).collect();
+        rest = &rest[start + 2 + len..];
+    }
+    Some(out.into_iter().map(|p| format!("{p}{rest}")).collect())
 }
 
 fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {
-    let text = s.as_str();
-    let plain = s.may_coerce();
-    let at = spos(s);
+    let typed = s.may_coerce().then(|| crate::yaml::scalar_json(s));
+    compile_text(s.as_str(), typed, spos(s), mods, path, sink)
+}
+
+/// Compiles one value's text; `typed` is the YAML reading of a plain (unquoted) scalar.
+fn compile_text(text: &str, typed: Option<Value>, at: (usize, usize), mods: &Mods, path: &str, sink: &mut Sink) -> Option<Vec<ValueMatcher>> {
+    let plain = typed.is_some();
+    if let Some(part) = mods.time {
+        return match text.trim().parse::<i64>() {
+            Ok(n) => Some(vec![ValueMatcher::TimePart(part, mods.cmp, n)]),
+            Err(_) => {
+                sink.error_hint("R107", at, path, format!("`{}` needs a whole number, found `{text}`", part.name()), "e.g. `EventTime|hour|gte: 22`");
+                None
+            }
+        };
+    }
     if mods.exists {
         return match (plain, text) {
             (true, "true") => Some(vec![ValueMatcher::Exists(true)]),
@@ -477,8 +696,8 @@ fn compile_value(s: &MarkedScalarNode, mods: &Mods, path: &str, sink: &mut Sink)
         return Some(vec![ValueMatcher::FieldRef(FieldPath::new(text))]);
     }
     let anchor = mods.anchor.map(|(a, _)| a).unwrap_or(Anchor::Exact);
-    if plain && mods.anchor.is_none() && !mods.windash && mods.base64.is_none() {
-        match crate::yaml::scalar_json(s) {
+    if let (Some(typed), true) = (typed, mods.anchor.is_none() && !mods.windash && mods.base64.is_none()) {
+        match typed {
             Value::Null => return Some(vec![ValueMatcher::Null]),
             Value::Bool(b) => return Some(vec![ValueMatcher::Bool(b)]),
             Value::Number(n) => {

@@ -11,6 +11,8 @@
 //! - [`load`](crate::load) (private): top-level keys, rule assembly, cross-file references.
 //! - [`detection`]: selections and field conditions compiled to a [`Detection`] matcher.
 //! - [`matcher`]: the value matchers (wildcards, regex, CIDR, numbers) and their hot path.
+//! - [`pipeline`]: logsource processing pipelines (pySigma-style YAML) that add event
+//!   conditions and rename fields at load time; the built-ins are embedded.
 //! - [`condition`]: the condition language (`sel and not 1 of filter_*`).
 //! - [`correlation`]: [`Correlation`] plans and [`Threshold`]s.
 //! - [`template`]: [`Template`], alert summaries with `{{ field }}` placeholders.
@@ -41,10 +43,12 @@
 //! R101 selection shape, R102 field value, R104 unknown modifier, R105 regex, R106 CIDR,
 //! R107 numeric comparison, R108 exists, R109 modifier combination / unsupported modifier,
 //! R110 condition syntax, R111 undefined selection, R112 pattern matches nothing,
-//! R113 Sigma v1 aggregation, R200 unsupported correlation type, R201 correlation shape,
+//! R113 Sigma v1 aggregation, R114 `expand` placeholder without configured values, R200 unsupported correlation type, R201 correlation shape,
 //! R202 unknown rule reference, R203 reference to a non-detection rule, R204 unsupported
 //! threshold, R205 timespan, R300 template syntax, R301 template placeholder not allowed,
-//! R400 `tests` shape.
+//! R400 `tests` shape. Pipeline files: P001 pipeline shape, P002 unknown key, P003 unknown
+//! transformation type, P004 transformation shape, P005 rule/field-name condition,
+//! P006 unknown pipeline (not a built-in, unreadable file), P007 `vars`.
 
 pub mod condition;
 pub mod correlation;
@@ -52,13 +56,15 @@ pub mod detection;
 pub mod error;
 mod load;
 pub mod matcher;
+pub mod pipeline;
 pub mod template;
 mod yaml;
 
 pub use correlation::{Correlation, CorrelationType, Threshold, ThresholdOp};
 pub use detection::{Detection, LogSource};
 pub use error::{Diagnostic, Diagnostics, Severity};
-pub use load::{load_paths, load_sources, load_str};
+pub use load::{load_paths, load_paths_with, load_sources, load_sources_with, load_str};
+pub use pipeline::{Pipeline, Pipelines};
 pub use template::Template;
 
 use std::time::Duration;

@@ -4,6 +4,7 @@
 use crate::correlation::{self, Correlation, Pending};
 use crate::detection::{self, LogSource};
 use crate::error::{Diagnostic, Diagnostics, Severity};
+use crate::pipeline::Pipelines;
 use crate::template::Template;
 use crate::yaml::{self, kind_name, pos, spos, Sink};
 use crate::{ExpectedAlert, Rule, RuleKind, RuleSet, RuleTest, SourceLoc};
@@ -24,6 +25,11 @@ const CORRELATION_BUILTINS: &[&str] = &["count", "value", "rule.title", "rule.id
 
 /// Loads files and directories (directories recursively: `*.yml` and `*.yaml`, sorted).
 pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, Diagnostics> {
+    load_paths_with(paths, &Pipelines::default())
+}
+
+/// [`load_paths`] with logsource pipelines applied to every detection rule.
+pub fn load_paths_with<P: AsRef<Path>>(paths: &[P], pipelines: &Pipelines) -> Result<RuleSet, Diagnostics> {
     let mut sources = Vec::new();
     let mut diags = Vec::new();
     for p in paths {
@@ -43,7 +49,7 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<RuleSet, Diagnostics> {
             }
         }
     }
-    let result = load_sources(&sources);
+    let result = load_sources_with(&sources, pipelines);
     if diags.is_empty() {
         return result;
     }
@@ -114,6 +120,11 @@ enum Body {
 
 /// Loads (file name, text) pairs as one set: correlations may reference rules in any file.
 pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics> {
+    load_sources_with(sources, &Pipelines::default())
+}
+
+/// [`load_sources`] with logsource pipelines applied to every detection rule.
+pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) -> Result<RuleSet, Diagnostics> {
     let mut sinks: Vec<Sink> = sources.iter().map(|(f, t)| Sink::new(f, t)).collect();
     let mut cands: Vec<Candidate> = Vec::new();
     // Ids of documents that had errors, so references to them say so instead of "unknown".
@@ -131,7 +142,7 @@ pub fn load_sources(sources: &[(String, String)]) -> Result<RuleSet, Diagnostics
                     continue;
                 }
             };
-            let parsed = parse_rule(&node, file, di, doc.line, sink);
+            let parsed = parse_rule(&node, file, di, doc.line, pipelines, sink);
             let after = sink.diags.iter().filter(|d| d.severity == Severity::Error).count();
             match parsed {
                 Some(c) if after == before => cands.push(Candidate { file: fi, ..c }),
@@ -280,7 +291,7 @@ fn scalar_str<'n>(map: &'n MarkedMappingNode, key: &str, sink: &mut Sink) -> Opt
     }
 }
 
-fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: &mut Sink) -> Option<Candidate> {
+fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipelines: &Pipelines, sink: &mut Sink) -> Option<Candidate> {
     let Some(map) = node.as_mapping() else {
         sink.error("R002", pos(node), "", format!("a rule must be a YAML mapping, found {}", kind_name(node)));
         return None;
@@ -386,7 +397,10 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, sink: 
             sink.error_hint("R002", pos(c), "correlation", "a rule has either `detection` or `correlation`, not both", "split it into two documents with `---`");
             None
         }
-        (Some(d), None) => detection::compile(d, yaml::key_pos(map, "detection").unwrap_or(at_doc), logsource, sink).map(Body::Detection),
+        (Some(d), None) => detection::compile(d, yaml::key_pos(map, "detection").unwrap_or(at_doc), logsource, pipelines, sink).map(|mut d| {
+            pipelines.apply(&mut d);
+            Body::Detection(d)
+        }),
         (None, Some(c)) => correlation::parse(c, yaml::key_pos(map, "correlation").unwrap_or(at_doc), sink).map(Body::Correlation),
         // A misspelt section was already reported; "neither" would only repeat it.
         (None, None) if misspelt_section => None,
@@ -775,8 +789,8 @@ mod tests {
         let e = one_err("title: t\ndetection:\n  s:\n    n|exists: maybe\n  condition: s\n");
         assert_eq!((e.code, e.line, e.column), ("R108", 4, 15));
         let e = one_err("title: t\ndetection:\n  s:\n    n|expand: '%list%'\n  condition: s\n");
-        assert_eq!((e.code, e.line, e.column), ("R109", 4, 6));
-        assert!(e.message.contains("placeholders need configured lists"));
+        assert_eq!((e.code, e.line, e.column), ("R114", 4, 16));
+        assert!(e.message.contains("`%list%` has no configured values"), "{e}");
         let e = one_err("title: t\ndetection:\n  s:\n    n|contains|startswith: x\n  condition: s\n");
         assert_eq!((e.code, e.line, e.column), ("R109", 4, 15));
         let e = one_err("title: t\ndetection:\n  s:\n    n|re|contains: x\n  condition: s\n");
@@ -1075,6 +1089,94 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         let wide: Vec<u8> = "x IEX(".encode_utf16().flat_map(u16::to_le_bytes).collect();
         assert!(m(&d, json!({ "cmd": crate::detection::base64(&wide) })));
         assert!(!m(&d, json!({ "cmd": crate::detection::base64(b"x IEX(") })));
+    }
+
+    #[test]
+    fn neq_means_present_and_none_of_the_values() {
+        let d = det("  s:\n    user|neq:\n      - root\n      - admin\n  condition: s\n");
+        assert!(m(&d, json!({"user": "bob"})));
+        assert!(!m(&d, json!({"user": "ROOT"})), "case-insensitive like equality");
+        assert!(!m(&d, json!({"user": "admin"})));
+        assert!(!m(&d, json!({})), "an absent field is not `not equal`");
+        assert!(!m(&d, json!({"user": null})));
+        let d = det("  s:\n    port|neq: 22\n  condition: s\n");
+        assert!(m(&d, json!({"port": 2222})));
+        assert!(!m(&d, json!({"port": 22})));
+        assert!(!m(&d, json!({"port": "22"})));
+        let d = det("  s:\n    path|neq|startswith: 'C:\\Windows\\'\n  condition: s\n");
+        assert!(m(&d, json!({"path": "D:\\x.exe"})));
+        assert!(!m(&d, json!({"path": "c:\\windows\\x.exe"})));
+        assert_eq!(one_err("title: t\ndetection:\n  s:\n    a|neq|all: [x, y]\n  condition: s\n").code, "R109");
+        assert_eq!(one_err("title: t\ndetection:\n  s:\n    '|neq': x\n  condition: s\n").code, "R109");
+    }
+
+    #[test]
+    fn time_part_modifiers() {
+        let d = det("  s:\n    ts|hour|gte: 22\n  condition: s\n");
+        assert!(m(&d, json!({"ts": "2026-01-01T22:00:00Z"})));
+        assert!(m(&d, json!({"ts": "2026-01-01 23:59:59.999"})));
+        assert!(!m(&d, json!({"ts": "2026-01-01T21:59:59Z"})), "edge: 21:59:59 is hour 21");
+        assert!(!m(&d, json!({"ts": "not a time"})));
+        assert!(!m(&d, json!({})));
+        let d = det("  s:\n    ts|month: 12\n    ts|day: 31\n    ts|year: 2026\n    ts|minute: 59\n    ts|week: 53\n  condition: s\n");
+        assert!(m(&d, json!({"ts": "2026-12-31T23:59:00Z"})));
+        assert!(!m(&d, json!({"ts": "2026-12-31T23:58:59Z"})), "minute 58");
+        let d = det("  s:\n    ts|day:\n      - 6\n      - 7\n  condition: s\n");
+        assert!(m(&d, json!({"ts": 1_767_657_600_000u64})), "2026-01-06T00:00:00Z in epoch ms");
+        assert!(!m(&d, json!({"ts": 1_767_571_199})), "2026-01-04T23:59:59Z in epoch seconds");
+        let e = one_err("title: t\ndetection:\n  s:\n    ts|hour: late\n  condition: s\n");
+        assert_eq!((e.code, e.line, e.column), ("R107", 4, 14));
+        assert_eq!(one_err("title: t\ndetection:\n  s:\n    ts|hour|contains: 1\n  condition: s\n").code, "R109");
+    }
+
+    #[test]
+    fn expand_uses_configured_placeholders_and_refuses_unknown_ones() {
+        let vars = crate::Pipeline::placeholders("vars.yml", "Admins: [alice, 'bob*']\nDomain: corp\n").unwrap();
+        let with = crate::Pipelines::new(vec![vars]);
+        let load = |rule: &str| crate::load_sources_with(&[("r.yml".to_string(), rule.to_string())], &with);
+        let set = load("title: t\ndetection:\n  s:\n    user|expand: '%Admins%'\n    cmd|contains|expand: '\\\\%Domain%\\\\%Admins%'\n  condition: s\n").unwrap();
+        let RuleKind::Detection(d) = &set.rules[0].kind else { panic!() };
+        assert!(m(d, json!({"user": "alice", "cmd": "x \\corp\\alice y"})));
+        assert!(m(d, json!({"user": "bobby", "cmd": "\\CORP\\bob2"})), "placeholder values are Sigma strings (wildcards)");
+        assert!(!m(d, json!({"user": "eve", "cmd": "\\corp\\alice"})));
+        // Unknown placeholder: the whole rule is refused, with the position of the name.
+        let e = load("title: t\ndetection:\n  s:\n    user|expand: 'x%Nope%'\n  condition: s\n").unwrap_err();
+        let e: Vec<_> = e.errors().collect();
+        assert_eq!((e.len(), e[0].code, e[0].line, e[0].column), (1, "R114", 4, 20));
+        // Pipeline vars apply only through a value_placeholders transformation for the logsource.
+        let p = crate::Pipeline::parse(
+            "p.yml",
+            "name: p\nvars:\n  DCs: [dc1, dc2]\ntransformations:\n  - type: value_placeholders\n    rule_conditions:\n      - type: logsource\n        product: windows\n",
+        )
+        .unwrap();
+        let pl = crate::Pipelines::new(vec![p]);
+        let rule = |product: &str| format!("title: t\nlogsource:\n  product: {product}\ndetection:\n  s:\n    host|expand: '%DCs%'\n  condition: s\n");
+        let set = crate::load_sources_with(&[("r.yml".to_string(), rule("windows"))], &pl).unwrap();
+        let RuleKind::Detection(d) = &set.rules[0].kind else { panic!() };
+        assert!(m(d, json!({"host": "DC2"})));
+        assert_eq!(crate::load_sources_with(&[("r.yml".to_string(), rule("linux"))], &pl).unwrap_err().0[0].code, "R114");
+        let bad = crate::Pipeline::placeholders("v.yml", "ok: [a]\nbad: {b: c}\n").unwrap_err();
+        assert_eq!((bad.0[0].code, bad.0[0].line), ("P004", 2));
+    }
+
+    /// Sigma's three kinds of "nothing", as docs/rules.md states them.
+    #[test]
+    fn null_vs_empty_vs_absent() {
+        let null = det("  s:\n    f: null\n  condition: s\n");
+        let empty = det("  s:\n    f: ''\n  condition: s\n");
+        let exists = det("  s:\n    f|exists: true\n  condition: s\n");
+        let not_null = det("  s:\n    f: null\n  condition: not s\n");
+        let any = det("  s:\n    f: '*'\n  condition: s\n");
+        let neq = det("  s:\n    f|neq: ''\n  condition: s\n");
+        //            absent, JSON null, "",   "x"
+        let docs = [json!({}), json!({"f": null}), json!({"f": ""}), json!({"f": "x"})];
+        let row = |d: &crate::Detection| docs.iter().map(|doc| m(d, doc.clone())).collect::<Vec<_>>();
+        assert_eq!(row(&null), [true, true, false, false]);
+        assert_eq!(row(&empty), [false, false, true, false]);
+        assert_eq!(row(&exists), [false, false, true, true]);
+        assert_eq!(row(&not_null), [false, false, true, true]);
+        assert_eq!(row(&any), [false, false, true, true]);
+        assert_eq!(row(&neq), [false, false, false, true]);
     }
 
     #[test]

@@ -62,6 +62,169 @@ pub enum NumOp {
     Lte,
 }
 
+/// A part of a timestamp, for the `minute` … `year` modifiers (UTC; `week` is the ISO week).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum TimePart {
+    /// 0–59
+    Minute,
+    /// 0–23
+    Hour,
+    /// Day of the month, 1–31.
+    Day,
+    /// ISO 8601 week number, 1–53.
+    Week,
+    /// 1–12
+    Month,
+    /// The year.
+    Year,
+}
+
+impl TimePart {
+    pub(crate) fn from_name(n: &str) -> Option<TimePart> {
+        Some(match n {
+            "minute" => TimePart::Minute,
+            "hour" => TimePart::Hour,
+            "day" => TimePart::Day,
+            "week" => TimePart::Week,
+            "month" => TimePart::Month,
+            "year" => TimePart::Year,
+            _ => return None,
+        })
+    }
+
+    /// The modifier's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TimePart::Minute => "minute",
+            TimePart::Hour => "hour",
+            TimePart::Day => "day",
+            TimePart::Week => "week",
+            TimePart::Month => "month",
+            TimePart::Year => "year",
+        }
+    }
+
+    /// This part of a timestamp value: an RFC 3339 / ISO 8601 string (`2026-01-02T03:04:05Z`,
+    /// `2026-01-02 03:04:05.123`, with or without a UTC offset; none means UTC) or epoch
+    /// seconds/milliseconds (by magnitude, as a number or numeric string).
+    pub fn of(self, v: &Value) -> Option<i64> {
+        let secs = match v {
+            Value::Number(n) => epoch_secs(n.as_f64()?),
+            Value::String(s) => match s.trim().parse::<f64>() {
+                Ok(f) => epoch_secs(f),
+                Err(_) => parse_timestamp(s.trim())?,
+            },
+            _ => return None,
+        };
+        let days = secs.div_euclid(86_400);
+        let tod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        Some(match self {
+            TimePart::Minute => tod / 60 % 60,
+            TimePart::Hour => tod / 3600,
+            TimePart::Day => d,
+            TimePart::Month => m,
+            TimePart::Year => y,
+            TimePart::Week => iso_week(y, days),
+        })
+    }
+}
+
+fn epoch_secs(f: f64) -> i64 {
+    if f.abs() >= 1e11 {
+        (f / 1000.0).floor() as i64
+    } else {
+        f.floor() as i64
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn iso_week(y: i64, days: i64) -> i64 {
+    let weekday = |d: i64| (d + 3).rem_euclid(7) + 1; // 1 = Monday; 1970-01-01 was a Thursday
+    let weeks_in = |year: i64| {
+        let jan1 = weekday(days_from_civil(year, 1, 1));
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        if jan1 == 4 || (leap && jan1 == 3) { 53 } else { 52 }
+    };
+    let ordinal = days - days_from_civil(y, 1, 1) + 1;
+    let w = (ordinal - weekday(days) + 10) / 7;
+    if w < 1 {
+        weeks_in(y - 1)
+    } else if w > weeks_in(y) {
+        1
+    } else {
+        w
+    }
+}
+
+/// `YYYY-MM-DD[T ]HH:MM[:SS[.frac]][Z|±HH:MM|±HHMM]` → epoch seconds.
+fn parse_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| s.get(r).filter(|t| t.bytes().all(|c| c.is_ascii_digit())).and_then(|t| t.parse::<i64>().ok());
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (mut h, mut mi, mut sec, mut i) = (0, 0, 0, 10);
+    if b.len() > 10 {
+        if !matches!(b[10], b'T' | b't' | b' ') || b.len() < 16 || b[13] != b':' {
+            return None;
+        }
+        h = num(11..13)?;
+        mi = num(14..16)?;
+        i = 16;
+        if b.get(16) == Some(&b':') {
+            sec = num(17..19)?;
+            i = 19;
+            if b.get(19).is_some_and(|c| *c == b'.' || *c == b',') {
+                i = 20;
+                while b.get(i).is_some_and(u8::is_ascii_digit) {
+                    i += 1;
+                }
+            }
+        }
+    }
+    let offset = match &s[i..] {
+        "" | "Z" | "z" => 0,
+        z if z.starts_with('+') || z.starts_with('-') => {
+            let digits: String = z[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            let mins = digits[..2].parse::<i64>().ok()? * 60 + digits[2..].parse::<i64>().ok()?;
+            if z.starts_with('-') { -mins } else { mins }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset * 60)
+}
+
 /// One compiled value of a field condition.
 #[derive(Clone, Debug)]
 pub enum ValueMatcher {
@@ -83,6 +246,9 @@ pub enum ValueMatcher {
     Exists(bool),
     /// `fieldref`: equal to the value of another field.
     FieldRef(rampart_core::FieldPath),
+    /// `minute` … `year`: a part of the timestamp value, equal to (or compared with, when a
+    /// `gt`-family modifier is given) the number.
+    TimePart(TimePart, Option<NumOp>, i64),
 }
 
 /// Text of a non-string scalar for string comparisons; `None` for null/objects/arrays.
@@ -265,6 +431,13 @@ impl ValueMatcher {
                 NumOp::Lt => y < *x,
                 NumOp::Lte => y <= *x,
             }),
+            ValueMatcher::TimePart(part, op, x) => part.of(v).is_some_and(|y| match op {
+                None => y == *x,
+                Some(NumOp::Gt) => y > *x,
+                Some(NumOp::Gte) => y >= *x,
+                Some(NumOp::Lt) => y < *x,
+                Some(NumOp::Lte) => y <= *x,
+            }),
             ValueMatcher::Null | ValueMatcher::Exists(_) | ValueMatcher::FieldRef(_) => false,
         }
     }
@@ -372,6 +545,26 @@ mod tests {
 
     fn m(p: &str, a: Anchor) -> StrMatch {
         compile_str(tokenize(p), a, false)
+    }
+
+    #[test]
+    fn time_parts_of_strings_and_epochs() {
+        let t = serde_json::json!("2026-12-31T23:59:58Z");
+        let parts: Vec<i64> = [TimePart::Minute, TimePart::Hour, TimePart::Day, TimePart::Week, TimePart::Month, TimePart::Year].iter().map(|p| p.of(&t).unwrap()).collect();
+        assert_eq!(parts, vec![59, 23, 31, 53, 12, 2026]);
+        assert_eq!(TimePart::Hour.of(&serde_json::json!("2026-01-01T01:30:00+02:00")), Some(23), "offsets convert to UTC");
+        assert_eq!(TimePart::Year.of(&serde_json::json!("2026-01-01T01:30:00+02:00")), Some(2025));
+        assert_eq!(TimePart::Hour.of(&serde_json::json!("2025-11-27 07:40:10.132")), Some(7), "EVTX UtcTime form");
+        assert_eq!(TimePart::Day.of(&serde_json::json!(0)), Some(1));
+        assert_eq!(TimePart::Hour.of(&serde_json::json!(1_700_000_000_000u64)), Some(22), "epoch milliseconds");
+        assert_eq!(TimePart::Week.of(&serde_json::json!("2027-01-01")), Some(53), "ISO week of the previous year");
+        assert_eq!(TimePart::Week.of(&serde_json::json!("2024-12-30")), Some(1), "ISO week 1 of the next year");
+        assert_eq!(TimePart::Hour.of(&serde_json::json!("yesterday")), None);
+        assert_eq!(TimePart::Hour.of(&serde_json::json!("2026-13-01")), None);
+        for z in [-800_000i64, -1, 0, 59, 60_000, 2_932_896] {
+            let (y, m, d) = civil_from_days(z);
+            assert_eq!(days_from_civil(y, m, d), z);
+        }
     }
 
     #[test]

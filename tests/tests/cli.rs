@@ -110,6 +110,145 @@ fn replay_reports_bad_lines_and_keeps_the_rest() {
     assert_eq!(alerts[0]["value"], 10);
 }
 
+/// A Sigma process_creation rule over EVTX-rendered JSON: it fires only through the
+/// `windows-evtx` pipeline (field paths and the Sysmon channel/EventID condition), and a bad
+/// pipeline file is refused with its position before anything runs.
+#[test]
+fn replay_with_the_windows_evtx_pipeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("cmd.yml");
+    std::fs::write(
+        &rule,
+        "title: Cmd from Word
+id: 55555555-0000-4000-8000-000000000001
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  sel:
+    Image|endswith: '\\cmd.exe'
+    ParentImage|endswith: '\\winword.exe'
+  condition: sel
+level: high
+",
+    )
+    .unwrap();
+    let event = |eid: u32, channel: &str, image_key: &str| {
+        serde_json::json!({"Event": {"System": {"Provider": {"#attributes": {"Name": "Microsoft-Windows-Sysmon"}}, "EventID": eid, "Channel": channel,
+            "TimeCreated": {"#attributes": {"SystemTime": "2026-01-01T00:00:00Z"}}},
+            "EventData": {image_key: "C:\\Windows\\System32\\cmd.exe", "ParentImage": "C:\\Office\\WINWORD.EXE"}}})
+        .to_string()
+    };
+    let events = dir.path().join("events.json");
+    let lines = [
+        event(1, "Microsoft-Windows-Sysmon/Operational", "Image"),      // fires
+        event(3, "Microsoft-Windows-Sysmon/Operational", "Image"),      // network connection: no
+        event(1, "Microsoft-Windows-PowerShell/Operational", "Image"),  // wrong channel: no
+        event(4688, "Security", "NewProcessName"),                      // Security 4688: fires
+    ];
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["replay", "--rules", rule.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.push(events.to_str().unwrap());
+        rampart().args(&args).output().unwrap()
+    };
+    let out = run(&["--pipeline", "windows-evtx"]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(alerts_of(&out.stdout).len(), 2, "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run(&[]);
+    assert!(out.status.success());
+    assert!(alerts_of(&out.stdout).is_empty(), "without the pipeline the Sigma names match nothing");
+
+    let bad = dir.path().join("bad-pipeline.yml");
+    std::fs::write(&bad, "name: bad\ntransformations:\n  - type: field_name_maping\n    mapping: {a: b}\n").unwrap();
+    let out = run(&["--pipeline", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad-pipeline.yml:3:11") && err.contains("P003") && err.contains("field_name_mapping"), "{err}");
+
+    let out = rampart().args(["pipelines"]).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    for name in ["windows-evtx", "ecs-windows", "mozdef"] {
+        assert!(list.lines().any(|l| l.starts_with(name) && l.len() > name.len() + 10), "{name} listed with a description: {list}");
+    }
+    let out = rampart().args(["pipelines", "show", "mozdef"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: mozdef"));
+}
+
+/// `rampart replay FILE.evtx`: a SigmaHQ regression EVTX file (read from the shared corpus)
+/// through its rule and the windows-evtx pipeline gives the alert.
+#[test]
+fn replay_reads_evtx_files() {
+    let corpus = workspace_root().join("../shared/corpora/sigma");
+    let case = "regression_data/rules-threat-hunting/windows/image_load/image_load_win_werfaultsecure_dbgcore_dbghelp_load/8a2f4b1c-3d5e-4f7a-9b2c-1e4f6d8a9c2b.evtx";
+    let rule = "rules-threat-hunting/windows/image_load/image_load_win_werfaultsecure_dbgcore_dbghelp_load.yml";
+    assert!(corpus.join(case).is_file(), "SigmaHQ corpus missing at {}", corpus.display());
+    let out = rampart()
+        .args(["replay", "--pipeline", "windows-evtx", "--rules", corpus.join(rule).to_str().unwrap(), corpus.join(case).to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let alerts = alerts_of(&out.stdout);
+    assert_eq!(alerts.len(), 1, "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(alerts[0]["rule"]["id"], "8a2f4b1c-3d5e-4f7a-9b2c-1e4f6d8a9c2b", "{}", alerts[0]);
+}
+
+/// `rules explain`: selection by selection, field by field, with the values seen, honouring
+/// --rules and --pipeline; exit 0 on a match, 1 otherwise.
+#[test]
+fn rules_explain_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("r.yml");
+    std::fs::write(
+        &rule,
+        "title: Cmd from Word\nid: 66666666-0000-4000-8000-000000000001\nlogsource:\n  category: process_creation\n  product: windows\ndetection:\n  sel:\n    Image|endswith: '\\\\cmd.exe'\n    ParentImage|endswith: '\\\\winword.exe'\n  filter:\n    User: SYSTEM\n  condition: sel and not filter\n",
+    )
+    .unwrap();
+    let ev = dir.path().join("ev.json");
+    std::fs::write(
+        &ev,
+        r#"{"Event": {"System": {"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational"}, "EventData": {"Image": "C:\\Windows\\cmd.exe", "ParentImage": "C:\\explorer.exe"}}}"#,
+    )
+    .unwrap();
+    let out = rampart()
+        .args(["rules", "explain", "--rules", rule.to_str().unwrap(), "--pipeline", "windows-evtx", "Cmd from Word", ev.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "no match exits 1: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("selection sel: no match"), "{text}");
+    assert!(text.contains("[x] Image|endswith → Event.EventData.Image"), "{text}");
+    assert!(text.contains(r#"[ ] ParentImage|endswith → Event.EventData.ParentImage | Event.EventData.ParentProcessName: seen "C:\\explorer.exe""#), "{text}");
+    assert!(text.contains("[ ] User → Event.EventData.User | Event.UserData.*.User: seen absent"), "{text}");
+    assert!(text.contains("logsource_process_creation: matched"), "the pipeline's condition is shown: {text}");
+    assert!(text.contains("condition: (sel and not filter) and `pipeline windows-evtx: logsource_process_creation` → no match"), "{text}");
+    std::fs::write(&ev, std::fs::read_to_string(&ev).unwrap().replace("explorer.exe", "WINWORD.EXE")).unwrap();
+    let out = rampart().args(["rules", "explain", "--rules", rule.to_str().unwrap(), "--pipeline", "windows-evtx", "66666666-0000-4000-8000-000000000001", ev.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("→ MATCH"));
+    let out = rampart().args(["rules", "explain", "--rules", rule.to_str().unwrap(), "nope", ev.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`nope`"));
+}
+
+/// `expand` needs placeholder values: refused with R114 without them, loaded with
+/// `--placeholders FILE`.
+#[test]
+fn rules_validate_with_placeholders() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("admins.yml");
+    std::fs::write(&rule, "title: Admin logon from elsewhere\ndetection:\n  sel:\n    user|expand: '%Admins%'\n  condition: sel\n").unwrap();
+    let out = rampart().args(["rules", "validate", rule.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("R114") && err.contains("%Admins%") && err.contains("admins.yml:4:"), "{err}");
+    let vars = dir.path().join("vars.yml");
+    std::fs::write(&vars, "Admins: [alice, bob]\n").unwrap();
+    let out = rampart().args(["rules", "validate", "--placeholders", vars.to_str().unwrap(), rule.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn rules_validate_names_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,7 +389,7 @@ fn chrono_like_now() -> String {
 #[test]
 fn docs_cli_md_matches_help() {
     let doc = std::fs::read_to_string(workspace_root().join("docs/cli.md")).unwrap();
-    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["config", "validate", "--help"], vec!["kibana", "import", "--help"], vec!["kibana", "export", "--help"]] {
+    for args in [vec!["--help"], vec!["run", "--help"], vec!["replay", "--help"], vec!["demo", "--help"], vec!["rules", "validate", "--help"], vec!["rules", "test", "--help"], vec!["rules", "explain", "--help"], vec!["config", "validate", "--help"], vec!["kibana", "import", "--help"], vec!["kibana", "export", "--help"], vec!["pipelines", "--help"], vec!["pipelines", "show", "--help"]] {
         let out = rampart().args(&args).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);
         assert!(doc.contains(help.trim_end()), "docs/cli.md is stale for `rampart {}`: regenerate it from --help", args.join(" "));
