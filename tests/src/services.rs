@@ -209,3 +209,84 @@ pub async fn depth(queue: &str) -> (u64, u64) {
     }
     panic!("queue {queue} is not on the broker: {text}");
 }
+
+/// `rampart run --config <file>` as a child process, killed when dropped; its stderr goes
+/// to a log file that failure messages quote.
+pub struct RampartProcess {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl RampartProcess {
+    /// Writes `config` to `dir/rampart.yml` and starts the built binary on it.
+    pub fn start(dir: &std::path::Path, config: &str) -> RampartProcess {
+        let bin = crate::rampart_bin();
+        assert!(bin.exists(), "{} not built: run `cargo build` first (scripts/test.sh does)", bin.display());
+        let cfg = dir.join("rampart.yml");
+        std::fs::write(&cfg, config).unwrap();
+        let check = Command::new(&bin).args(["config", "validate", cfg.to_str().unwrap()]).output().unwrap();
+        assert!(check.status.success(), "config does not validate: {}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+        let n = std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+        let log = dir.join(format!("rampart-{n}.log"));
+        let child = Command::new(bin)
+            .args(["run", "--config", cfg.to_str().unwrap()])
+            .current_dir(crate::workspace_root())
+            .env("RAMPART_LOG", "info")
+            .stdout(std::fs::File::create(dir.join(format!("rampart-{n}.stdout"))).unwrap())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        RampartProcess { child, log }
+    }
+
+    /// What it has logged (and printed) so far.
+    pub fn log(&self) -> String {
+        let out = self.log.with_extension("stdout");
+        format!(
+            "[rampart log {}]\n{}\n[rampart stdout]\n{}",
+            self.log.display(),
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            std::fs::read_to_string(out).unwrap_or_default()
+        )
+    }
+
+    /// Kills it at once (SIGKILL): nothing is flushed or acknowledged on the way out.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks it to stop (SIGTERM) and waits up to `grace` for the ordered shutdown.
+    pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let start = std::time::Instant::now();
+        while start.elapsed() < grace {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        None
+    }
+}
+
+impl Drop for RampartProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Consumers on `queue`, as the broker counts them (0 when the queue does not exist yet).
+pub async fn consumers(queue: &str) -> u64 {
+    let text = rabbitmqctl(&["list_queues", "name", "consumers"]).await;
+    text.lines().filter_map(|l| l.split_once(char::is_whitespace)).find(|(n, _)| *n == queue).and_then(|(_, c)| c.trim().parse().ok()).unwrap_or(0)
+}
+
+/// A text header of an AMQP message; fails when it is absent or not text.
+pub fn header(d: &lapin::message::Delivery, key: &str) -> String {
+    match d.properties.headers().as_ref().and_then(|h| h.inner().get(key).cloned()) {
+        Some(lapin::types::AMQPValue::LongString(s)) => s.to_string(),
+        other => panic!("header {key}: {other:?}"),
+    }
+}

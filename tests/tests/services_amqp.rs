@@ -14,9 +14,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::options::{BasicConsumeOptions, BasicGetOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+use lapin::{Channel, Connection};
 use parking_lot::Mutex;
 use rampart_actors::{run_with_sinks, EngineFeed, PipelineEngine, PipelineReport, PipelineSpec};
 use rampart_connectors::amqp::{parse_message, AmqpConfig, AmqpOutput, AmqpOutputConfig};
@@ -24,82 +24,12 @@ use rampart_connectors::{ConnectorError, EventBatch, InputConfig, Secret, Sink, 
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{AckStatus, AckToken, Alert, Counter, Event, EventId, EventTime, Metrics, Normalizer, NormalizerConfig};
 use rampart_engine::{EngineError, EngineReport};
+use rampart_tests::services::{amqp_url, broker, depth, header, publish, rabbitmqctl, unique};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
-
-fn amqp_url() -> String {
-    std::env::var("RAMPART_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string())
-}
-
-fn rabbit_node() -> String {
-    std::env::var("RAMPART_TEST_RABBITMQ_NODE").unwrap_or_else(|_| "rabbit@localhost".to_string())
-}
-
-/// A name no other test (or earlier run) uses.
-fn unique(what: &str) -> String {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("rampart-test.{what}.{}.{}.{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst), nanos % 1_000_000_000)
-}
-
-/// The test's own connection, with publisher confirms; fails loudly when the broker is not
-/// there.
-async fn broker() -> (Connection, Channel) {
-    let url = amqp_url();
-    let conn = match tokio::time::timeout(Duration::from_secs(10), Connection::connect(&url, ConnectionProperties::default())).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => panic!(
-            "RabbitMQ is not reachable at {} (RAMPART_TEST_AMQP_URL): {e}. Start it with `bash scripts/services/rabbitmq.sh start`, or point RAMPART_TEST_AMQP_URL at a broker.",
-            rampart_connectors::redact_url(&url)
-        ),
-        Err(_) => panic!("RabbitMQ at {} (RAMPART_TEST_AMQP_URL) did not answer within 10 s. Start it with `bash scripts/services/rabbitmq.sh start`.", rampart_connectors::redact_url(&url)),
-    };
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
-    (conn, ch)
-}
-
-async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8], message_id: Option<&str>) {
-    let mut props = BasicProperties::default().with_content_type("application/json".into()).with_delivery_mode(2);
-    if let Some(m) = message_id {
-        props = props.with_message_id(m.into());
-    }
-    let confirm = ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props).await.unwrap().await.unwrap();
-    assert!(confirm.is_ack(), "the broker refused a test message");
-}
-
-/// `rabbitmqctl -n <node> ARGS…`, off the runtime thread; fails loudly.
-async fn rabbitmqctl(args: &[&str]) -> String {
-    let node = rabbit_node();
-    let mut all = vec!["-n".to_string(), node.clone(), "-q".to_string()];
-    all.extend(args.iter().map(|s| s.to_string()));
-    let shown = all.join(" ");
-    let out = actix_rt::task::spawn_blocking(move || std::process::Command::new("rabbitmqctl").args(&all).output()).await.unwrap();
-    match out {
-        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-        Ok(o) => panic!(
-            "`rabbitmqctl {shown}` failed: {}{} (RAMPART_TEST_RABBITMQ_NODE names the broker's node, default rabbit@localhost; `bash scripts/services/rabbitmq.sh start` starts one)",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => panic!("cannot run rabbitmqctl ({e}); install rabbitmq-server (`bash scripts/services/rabbitmq.sh start`)"),
-    }
-}
-
-/// (ready, unacknowledged) messages of `queue`, as the broker counts them.
-async fn depth(queue: &str) -> (u64, u64) {
-    let text = rabbitmqctl(&["list_queues", "name", "messages_ready", "messages_unacknowledged"]).await;
-    for line in text.lines() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.len() == 3 && cols[0] == queue {
-            return (cols[1].parse().unwrap(), cols[2].parse().unwrap());
-        }
-    }
-    panic!("queue {queue} is not on the broker: {text}");
-}
 
 /// Evaluates `cond` (it may `.await`) every 50 ms for up to `secs` seconds; fails naming
 /// `what` otherwise.
@@ -338,13 +268,6 @@ async fn start_consuming(cfg: AmqpConfig, recorder: &Recorder, metrics: &Arc<Met
     let running = start(cfg, recorder, metrics);
     wait_for!(15, "the input to start consuming", consuming(conn, &queue).await);
     running
-}
-
-fn header(d: &lapin::message::Delivery, key: &str) -> String {
-    match d.properties.headers().as_ref().and_then(|h| h.inner().get(key).cloned()) {
-        Some(AMQPValue::LongString(s)) => s.to_string(),
-        other => panic!("header {key}: {other:?}"),
-    }
 }
 
 async fn dead_letters(ch: &Channel, queue: &str) -> Vec<lapin::message::Delivery> {

@@ -10,78 +10,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
-use elasticsearch::http::headers::HeaderMap;
-use elasticsearch::http::transport::Transport;
 use elasticsearch::http::Method;
 use rampart_connectors::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput};
 use rampart_connectors::{ConnectorError, EventBatch, Sink};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{AckStatus, AckToken, Alert, Counter, Event, EventId, EventTime, Metrics, Normalizer, Retry};
+use rampart_tests::services::{es_url, free_port, Es, Node};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn es_url() -> String {
-    std::env::var("RAMPART_TEST_ES_URL").unwrap_or_else(|_| "http://127.0.0.1:9200".into())
-}
-
-/// A plain client for checking what the output wrote.
-struct Es {
-    transport: Transport,
-}
-
-impl Es {
-    async fn connect(url: &str) -> Es {
-        let es = Es { transport: Transport::single_node(url).unwrap() };
-        match es.transport.send(Method::Get, "/", HeaderMap::new(), None::<&()>, None::<Vec<u8>>, Some(Duration::from_secs(5))).await {
-            Ok(r) if r.status_code().is_success() => es,
-            other => panic!(
-                "OpenSearch is not answering at {url} ({:?}); start it with `bash scripts/services/opensearch.sh start`, or point RAMPART_TEST_ES_URL at a running node",
-                other.map(|r| r.status_code())
-            ),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string().into_bytes());
-        let r = self.transport.send(method, path, HeaderMap::new(), None::<&()>, body, None).await.unwrap();
-        let status = r.status_code().as_u16();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let (status, v) = self.call(Method::Get, path, None).await;
-        assert_eq!(status, 200, "GET {path}: {v}");
-        v
-    }
-
-    async fn count(&self, index: &str) -> u64 {
-        self.call(Method::Post, &format!("/{index}/_refresh"), None).await;
-        self.get(&format!("/{index}/_count")).await["count"].as_u64().unwrap()
-    }
-
-    /// Index name -> alias names, for the aliases named.
-    async fn aliases(&self, names: &str) -> BTreeMap<String, Vec<String>> {
-        let (_, v) = self.call(Method::Get, &format!("/_alias/{names}"), None).await;
-        let mut out = BTreeMap::new();
-        for (index, a) in v.as_object().unwrap() {
-            if let Some(a) = a.get("aliases").and_then(Value::as_object) {
-                out.insert(index.clone(), a.keys().cloned().collect());
-            }
-        }
-        out
-    }
-
-    async fn cleanup(&self, prefix: &str) {
-        self.call(Method::Delete, &format!("/{prefix}-*"), None).await;
-        for t in ["events", "alerts", "deadletter"] {
-            self.call(Method::Delete, &format!("/_index_template/{prefix}-{t}"), None).await;
-        }
-    }
-}
 
 /// A prefix no other test (or earlier run) uses.
 fn prefix(test: &str) -> String {
@@ -402,46 +340,6 @@ async fn startup_failures_say_what_to_fix() {
     assert!(matches!(err, ConnectorError::Peer { retry: Retry::Never, .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("HTTP 401") && text.contains("check user and password") && !text.contains("wrong"), "{text}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A second OpenSearch node for this test alone, stopped when dropped.
-struct Node {
-    env: Vec<(&'static str, String)>,
-    url: String,
-    _state: tempfile::TempDir,
-}
-
-impl Node {
-    fn start() -> Node {
-        let state = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let tport = free_port();
-        let env = vec![
-            ("OPENSEARCH_PORT", port.to_string()),
-            ("OPENSEARCH_TRANSPORT_PORT", tport.to_string()),
-            ("OPENSEARCH_STATE", state.path().display().to_string()),
-            ("OPENSEARCH_HEAP", "512m".to_string()),
-        ];
-        let node = Node { env, url: format!("http://127.0.0.1:{port}"), _state: state };
-        node.script("start");
-        node
-    }
-
-    fn script(&self, verb: &str) {
-        let script = rampart_tests::workspace_root().join("scripts/services/opensearch.sh");
-        let out = Command::new("bash").arg(&script).arg(verb).envs(self.env.iter().map(|(k, v)| (k, v))).output().unwrap();
-        assert!(out.status.success(), "{} {verb} failed:\n{}", script.display(), String::from_utf8_lossy(&out.stderr));
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.script("stop");
-    }
 }
 
 #[tokio::test]
