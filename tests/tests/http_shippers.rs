@@ -2,12 +2,14 @@
 //!
 //! rsyslog with Debian's `omelasticsearch` (package `rsyslog-elasticsearch`) forwards
 //! syslog lines it receives over TCP to the built `rampart` binary's `/_bulk`; the events
-//! must land, normalized, in Rampart's events file. rsyslogd runs as a child with its own
+//! must land, normalized, in Rampart's events file and, searchable, in OpenSearch
+//! (`RAMPART_TEST_ES_URL`). rsyslogd runs as a child with its own
 //! config, work directory and ports; it is not the system's syslog daemon. When rsyslogd or
 //! its module is missing the test fails naming `scripts/services/rsyslog.sh install`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
+use rampart_tests::services::{self, free_port};
 use rampart_tests::{rampart_bin, workspace_root};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -37,10 +39,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -160,10 +158,18 @@ fn now_rfc3339() -> String {
 }
 
 #[test]
-fn rsyslog_omelasticsearch_bulk_lands_in_the_events_file() {
+fn rsyslog_omelasticsearch_bulk_lands_in_the_events_file_and_is_searchable_in_opensearch() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (rampart, http_port) = start_rampart(dir.path(), &format!("  - type: file\n    dir: \"{}\"\n", data.display()));
+    let prefix = services::unique("shipper");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let es = rt.block_on(services::Es::connect(&services::es_url()));
+    let outputs = format!(
+        "  - type: file\n    dir: \"{}\"\n  - type: elasticsearch\n    url: \"{}\"\n    events_index: {prefix}-events\n    alerts_index: {prefix}-alerts\n    dead_letter_index: {prefix}-deadletter\n    replicas: 0\n    flush_interval: 100ms\n",
+        data.display(),
+        services::es_url()
+    );
+    let (rampart, http_port) = start_rampart(dir.path(), &outputs);
     let (rsyslog, syslog_port) = start_rsyslog(dir.path(), http_port, "rsyslog-rampart");
 
     let run = format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
@@ -215,6 +221,27 @@ fn rsyslog_omelasticsearch_bulk_lands_in_the_events_file() {
     m.read_to_string(&mut metrics).unwrap();
     let accepted: u64 = metrics.lines().find_map(|l| l.strip_prefix("rampart_events_accepted_total ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0);
     assert!(accepted >= 3, "{metrics}");
+
+    // The same events are searchable in OpenSearch (the file output may have written them
+    // a moment before the bulk request to OpenSearch returned): by id, and by a word of
+    // the message.
+    rt.block_on(async {
+        let index = format!("{prefix}-events-*");
+        let start = Instant::now();
+        while es.count(&index).await < sent.len() as u64 && start.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(es.count(&index).await, sent.len() as u64, "{}", rampart.log());
+        let stored = es.docs(&index).await;
+        for e in &events {
+            assert!(stored.contains_key(e["id"].as_str().unwrap()), "{e} is not in {index}");
+        }
+        let (status, hits) = es.call(elasticsearch::http::Method::Post, &format!("/{index}/_search"), Some(serde_json::json!({"query": {"match": {"summary": "sudoers"}}}))).await;
+        assert_eq!(status, 200, "{hits}");
+        assert_eq!(hits["hits"]["total"]["value"], 1, "{hits}");
+        assert_eq!(hits["hits"]["hits"][0]["_source"]["processname"], "sudo", "{hits}");
+        es.cleanup(&prefix).await;
+    });
     drop(rsyslog);
     drop(rampart);
 }
