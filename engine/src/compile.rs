@@ -4,6 +4,7 @@
 use crate::plan::{KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
+use rampart_correlation::{Aggregate, Cmp, Condition};
 use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, ThresholdOp};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,12 +29,24 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The smallest value meeting a threshold: crossings are "from below n to at least n".
-fn min_value(t: &Threshold) -> u64 {
-    match t.op {
-        ThresholdOp::Gte => t.value,
-        ThresholdOp::Gt => t.value.saturating_add(1),
-    }
+/// The rules' threshold as the operators' condition.
+fn condition(t: &Threshold) -> Condition {
+    Condition(
+        t.ops
+            .iter()
+            .map(|&(op, b)| {
+                let op = match op {
+                    ThresholdOp::Gt => Cmp::Gt,
+                    ThresholdOp::Gte => Cmp::Gte,
+                    ThresholdOp::Lt => Cmp::Lt,
+                    ThresholdOp::Lte => Cmp::Lte,
+                    ThresholdOp::Eq => Cmp::Eq,
+                    ThresholdOp::Neq => Cmp::Neq,
+                };
+                (op, b)
+            })
+            .collect(),
+    )
 }
 
 /// Builds the plan. Matching and rendering call back into the shared rule set, so nothing
@@ -65,8 +78,18 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                 let measure = match &c.kind {
                     CorrelationType::EventCount => Measure::Events,
                     CorrelationType::ValueCount { field } => Measure::Distinct(field.clone()),
+                    CorrelationType::ValueSum { field } => Measure::Numeric(field.clone(), Aggregate::Sum),
+                    CorrelationType::ValueAvg { field } => Measure::Numeric(field.clone(), Aggregate::Avg),
+                    CorrelationType::ValueMedian { field } => Measure::Numeric(field.clone(), Aggregate::Percentile(50)),
+                    CorrelationType::ValuePercentile { field, percentile } => Measure::Numeric(field.clone(), Aggregate::Percentile(*percentile)),
                 };
-                KindPlan::Correlation { measure, group_by: c.group_by.clone(), window_ms: ms(c.timespan), threshold: min_value(&c.threshold) }
+                KindPlan::Correlation {
+                    type_name: c.kind.name(),
+                    measure,
+                    group_by: c.group_by.clone(),
+                    window_ms: ms(c.timespan),
+                    condition: condition(&c.threshold),
+                }
             }
         };
         plans.push(RulePlan {
@@ -148,8 +171,8 @@ summary: 'root from {{ details.src }} ({{ rule.id }})'
             KindPlan::Detection { feeds, .. } => assert_eq!(feeds, &vec![1, 2]),
             KindPlan::Correlation { .. } => panic!("rule 0 is a detection"),
         }
-        assert_eq!((plan.specs[1].window_ms, plan.specs[1].threshold, plan.specs[1].max_refs), (10_000, 3, 7));
-        assert_eq!(plan.specs[2].threshold, 2, "`gt: 1` fires at 2");
+        assert_eq!((plan.specs[1].window_ms, &plan.specs[1].condition, plan.specs[1].max_refs), (10_000, &Condition(vec![(Cmp::Gte, 3.0)]), 7));
+        assert_eq!(plan.specs[2].condition, Condition(vec![(Cmp::Gt, 1.0)]));
         assert_eq!(plan.durations[1], 60_000);
         assert_eq!(plan.durations[2], 0);
     }

@@ -4,18 +4,22 @@
 //! input (Arc<Event> at the watermark)
 //!   └─ Match ─┬─ detection candidates ───────────────────────────────┐
 //!             ├─ (slot, group) → event  ── WindowedCount ─────────────┤ Crossing → candidate
-//!             └─ (slot, group) → value  ── WindowedDistinctCount ─────┤
+//!             ├─ (slot, group) → value  ── WindowedDistinctCount ─────┤
+//!             └─ (slot, group) → number ── WindowedAggregate ─────────┤
 //!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
 //! ```
 //!
 //! One chain per correlation *type*, keyed by `(slot, group)`: thousands of rules share the
-//! same handful of operators. Records live at their event time (a differential update may
+//! same handful of operators. The four numeric types (`value_sum`, `value_avg`,
+//! `value_percentile`, `value_median`) share one chain: the slot's spec says how to fold. Records live at their event time (a differential update may
 //! sit at or after its message's capability, which is the watermark the event entered at).
 
 use crate::plan::{group_key, text, KindPlan, Measure, Plan};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
-use rampart_correlation::{Candidate, Candidates, Contribution, Crossing, Key, Suppress, WindowedCount, WindowedDistinctCount};
+use rampart_correlation::{
+    Candidate, Candidates, Contribution, Crossing, Key, Number, Suppress, WindowedAggregate, WindowedCount, WindowedDistinctCount,
+};
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -46,7 +50,7 @@ pub(crate) enum Payload {
     /// A detection match; the summary is rendered at match time, while the event is at hand.
     Detection { event: u128, summary: String, accepted_ns: u64 },
     /// A correlation crossing; rendered at emission from the group and the aggregate.
-    Correlation { window_start: u64, value: u64, events: Vec<Contribution>, trigger_accepted_ns: u64 },
+    Correlation { window_start: u64, value: Number, events: Vec<Contribution>, trigger_accepted_ns: u64 },
 }
 
 /// What Match routes an event to.
@@ -55,6 +59,7 @@ enum Routed {
     Alert(Candidate<Payload>),
     Count((Key, Contribution)),
     Distinct((Key, (String, Contribution))),
+    Numeric((Key, (Number, Contribution))),
 }
 
 /// Builds the dataflow in `scope` and returns its input.
@@ -101,13 +106,21 @@ pub(crate) fn build(
         .as_collection()
         .windowed_count(&plan.specs);
     let distinct = routed
+        .clone()
         .flat_map(|(r, t, d)| match r {
             Routed::Distinct(x) => Some((x, t, d)),
             _ => None,
         })
         .as_collection()
         .windowed_distinct_count(&plan.specs);
-    let correlated = counted.concat(distinct).map(|c: Crossing| Candidate {
+    let aggregated = routed
+        .flat_map(|(r, t, d)| match r {
+            Routed::Numeric(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_aggregate(&plan.specs);
+    let correlated = counted.concat(distinct).concat(aggregated).map(|c: Crossing| Candidate {
         time: c.time,
         slot: c.slot,
         key: c.key,
@@ -170,8 +183,22 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
                         give(Routed::Distinct((key, (text(v), contribution()))));
                     }
                 }
+                Measure::Numeric(field, _) => match event.get(field).and_then(number) {
+                    Some(n) => give(Routed::Numeric((key, (n, contribution())))),
+                    // Absent, non-numeric or non-finite: not part of the aggregate, counted.
+                    None => metrics.add(Counter::CorrelationValuesIgnored, 1),
+                },
             }
         }
+    }
+}
+
+/// A field value as a number: JSON numbers, and strings holding one (`"42"`, `" 2.5 "`).
+fn number(v: &Value) -> Option<Number> {
+    match v {
+        Value::Number(n) => n.as_f64().and_then(Number::new),
+        Value::String(s) => Number::parse(s),
+        _ => None,
     }
 }
 
@@ -194,7 +221,7 @@ fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
             Alert::make_id(&format!("{}/{}", rule.id, EventId(*event)), &group, time),
             summary.clone(),
             AlertWindow { start: time, end: time },
-            1,
+            1.0,
             vec![EventRef { id: EventId(*event), utctimestamp: time }],
             *accepted_ns,
         ),
@@ -210,7 +237,7 @@ fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
             };
             let summary = (rule.summary)(&lookup);
             let refs = events.iter().map(|c| EventRef { id: EventId(c.id), utctimestamp: EventTime(c.time) }).collect();
-            (Alert::make_id(&rule.id, &group, time), summary, window, *value, refs, *trigger_accepted_ns)
+            (Alert::make_id(&rule.id, &group, time), summary, window, value.get(), refs, *trigger_accepted_ns)
         }
     };
     let alert = Alert {

@@ -7,7 +7,7 @@
 //! hand-made rules.
 
 use rampart_core::{Event, FieldPath};
-use rampart_correlation::{Durations, Specs, WindowSpec};
+use rampart_correlation::{Aggregate, Condition, Durations, Specs, WindowSpec};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -42,11 +42,13 @@ pub(crate) enum KindPlan {
         group_by: Vec<FieldPath>,
     },
     Correlation {
+        /// The rule's `type` as written (`event_count`, `value_median`, …).
+        type_name: &'static str,
         measure: Measure,
         group_by: Vec<FieldPath>,
         window_ms: u64,
-        /// Fires at `value >= threshold`.
-        threshold: u64,
+        /// When a non-empty window's measure fires.
+        condition: Condition,
     },
 }
 
@@ -55,6 +57,8 @@ pub(crate) enum Measure {
     Events,
     /// `value_count` of this field.
     Distinct(FieldPath),
+    /// `value_sum`, `value_avg`, `value_percentile`, `value_median` of this field.
+    Numeric(FieldPath, Aggregate),
 }
 
 impl KindPlan {
@@ -62,8 +66,7 @@ impl KindPlan {
     pub fn name(&self) -> &'static str {
         match self {
             KindPlan::Detection { .. } => "detection",
-            KindPlan::Correlation { measure: Measure::Events, .. } => "event_count",
-            KindPlan::Correlation { measure: Measure::Distinct(_), .. } => "value_count",
+            KindPlan::Correlation { type_name, .. } => type_name,
         }
     }
 }
@@ -84,9 +87,17 @@ impl Plan {
         let specs = rules
             .iter()
             .map(|r| match &r.kind {
-                KindPlan::Correlation { window_ms, threshold, .. } => WindowSpec { window_ms: *window_ms, threshold: *threshold, max_refs },
+                KindPlan::Correlation { window_ms, condition, measure, .. } => WindowSpec {
+                    window_ms: *window_ms,
+                    condition: condition.clone(),
+                    aggregate: match measure {
+                        Measure::Numeric(_, a) => *a,
+                        Measure::Events | Measure::Distinct(_) => Aggregate::Sum,
+                    },
+                    max_refs,
+                },
                 // Never fed: detections have no window.
-                KindPlan::Detection { .. } => WindowSpec { window_ms: 0, threshold: u64::MAX, max_refs: 0 },
+                KindPlan::Detection { .. } => WindowSpec { window_ms: 0, condition: Condition::default(), aggregate: Aggregate::Sum, max_refs: 0 },
             })
             .collect();
         let durations = rules.iter().map(|r| r.suppress_ms).collect();
