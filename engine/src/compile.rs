@@ -1,7 +1,7 @@
 //! Rule set → [`Plan`]: the one place that reads `rampart-rules` types, and the public
 //! entry points that take a rule set.
 
-use crate::plan::{KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
+use crate::plan::{Feed, KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
 use rampart_correlation::{Aggregate, Cmp, Condition};
@@ -53,12 +53,20 @@ fn condition(t: &Threshold) -> Condition {
 /// of a rule is copied but its plain fields.
 pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, EngineError> {
     let n = rules.rules.len();
-    let mut feeds: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut feeds: Vec<Vec<Feed>> = vec![Vec::new(); n];
     for (i, rule) in rules.rules.iter().enumerate() {
         if let RuleKind::Correlation(c) = &rule.kind {
-            for &d in &c.rules {
+            for (step, &d) in c.rules.iter().enumerate() {
                 match rules.rules.get(d) {
-                    Some(r) if matches!(r.kind, RuleKind::Detection(_)) => feeds[d].push(i as u32),
+                    Some(r) if matches!(r.kind, RuleKind::Detection(_)) => {
+                        // With aliases, the entry whose reference (name or id) is this rule.
+                        let group_by = c
+                            .group_by_per_rule
+                            .iter()
+                            .find(|(reference, _)| *reference == r.id || r.name.as_deref() == Some(reference.as_str()))
+                            .map(|(_, fields)| fields.clone());
+                        feeds[d].push(Feed { slot: i as u32, step: step as u32, group_by });
+                    }
                     _ => return Err(EngineError::Rule { rule: rule.id.clone(), reason: format!("references rule #{d}, which is not a detection") }),
                 }
             }
@@ -80,6 +88,8 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                     CorrelationType::ValueCount { field } => Measure::Distinct(field.clone()),
                     CorrelationType::ValueSum { field } => Measure::Numeric(field.clone(), Aggregate::Sum),
                     CorrelationType::ValueAvg { field } => Measure::Numeric(field.clone(), Aggregate::Avg),
+                    CorrelationType::Temporal => Measure::Rules,
+                    CorrelationType::TemporalOrdered => Measure::Sequence,
                     CorrelationType::ValueMedian { field } => Measure::Numeric(field.clone(), Aggregate::Percentile(50)),
                     CorrelationType::ValuePercentile { field, percentile } => Measure::Numeric(field.clone(), Aggregate::Percentile(*percentile)),
                 };
@@ -168,7 +178,7 @@ summary: 'root from {{ details.src }} ({{ rule.id }})'
         assert_eq!(plan.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["fail", "brute", "spray", "rootact"]);
         assert_eq!(plan.detections, vec![0, 3]);
         match &plan.rules[0].kind {
-            KindPlan::Detection { feeds, .. } => assert_eq!(feeds, &vec![1, 2]),
+            KindPlan::Detection { feeds, .. } => assert_eq!(feeds, &vec![Feed::to(1, 0), Feed::to(2, 0)]),
             KindPlan::Correlation { .. } => panic!("rule 0 is a detection"),
         }
         assert_eq!((plan.specs[1].window_ms, &plan.specs[1].condition, plan.specs[1].max_refs), (10_000, &Condition(vec![(Cmp::Gte, 3.0)]), 7));
@@ -205,5 +215,22 @@ summary: 'root from {{ details.src }} ({{ rule.id }})'
         let mut reversed = events.clone();
         reversed.reverse();
         assert_eq!(replay(rules(), cfg(4, 60_000), reversed).unwrap(), alerts);
+    }
+
+    #[test]
+    fn aliases_give_each_feed_its_own_group_fields_and_steps_follow_rules_order() {
+        let text = "title: A\nname: a\ndetection:\n  s:\n    k: a\n  condition: s\n---\ntitle: B\nid: b-id\ndetection:\n  s:\n    k: b\n  condition: s\n---\n\
+title: C\nid: c\ncorrelation:\n  type: temporal_ordered\n  rules: [b-id, a]\n  group-by: [ip, user]\n  timespan: 1m\n  aliases:\n    ip:\n      a: src\n      b-id: dst\n";
+        let rules = Arc::new(rampart_rules::load_str("t.yml", text).unwrap_or_else(|d| panic!("{d}")));
+        let plan = compile(&rules, 10).unwrap();
+        let feeds = |i: usize| match &plan.rules[i].kind {
+            KindPlan::Detection { feeds, .. } => feeds.clone(),
+            KindPlan::Correlation { .. } => panic!("rule {i} is a correlation"),
+        };
+        let path = |v: &[&str]| Some(v.iter().map(|f| rampart_core::FieldPath::new(f)).collect::<Vec<_>>());
+        assert_eq!(feeds(0), vec![Feed { slot: 2, step: 1, group_by: path(&["src", "user"]) }]);
+        assert_eq!(feeds(1), vec![Feed { slot: 2, step: 0, group_by: path(&["dst", "user"]) }]);
+        assert_eq!(plan.rules[2].kind.name(), "temporal_ordered");
+        assert_eq!(plan.specs[2].condition, Condition(vec![(Cmp::Gte, 2.0)]), "all rules by default");
     }
 }

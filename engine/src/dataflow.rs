@@ -5,20 +5,23 @@
 //!   └─ Match ─┬─ detection candidates ───────────────────────────────┐
 //!             ├─ (slot, group) → event  ── WindowedCount ─────────────┤ Crossing → candidate
 //!             ├─ (slot, group) → value  ── WindowedDistinctCount ─────┤
-//!             └─ (slot, group) → number ── WindowedAggregate ─────────┤
+//!             ├─ (slot, group) → number ── WindowedAggregate ─────────┤
+//!             └─ (slot, group) → step   ── WindowedSequence ──────────┤
 //!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
 //! ```
 //!
 //! One chain per correlation *type*, keyed by `(slot, group)`: thousands of rules share the
 //! same handful of operators. The four numeric types (`value_sum`, `value_avg`,
-//! `value_percentile`, `value_median`) share one chain: the slot's spec says how to fold. Records live at their event time (a differential update may
+//! `value_percentile`, `value_median`) share one chain: the slot's spec says how to fold.
+//! `temporal` is a distinct count of the referenced rules that matched (the rule's position
+//! is the value); `temporal_ordered` follows the rules' order in `WindowedSequence`. Records live at their event time (a differential update may
 //! sit at or after its message's capability, which is the watermark the event entered at).
 
 use crate::plan::{group_key, text, KindPlan, Measure, Plan};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
 use rampart_correlation::{
-    Candidate, Candidates, Contribution, Crossing, Key, Number, Suppress, WindowedAggregate, WindowedCount, WindowedDistinctCount,
+    Candidate, Candidates, Contribution, Crossing, Key, Number, Suppress, WindowedAggregate, WindowedCount, WindowedDistinctCount, WindowedSequence,
 };
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
@@ -60,6 +63,7 @@ enum Routed {
     Count((Key, Contribution)),
     Distinct((Key, (String, Contribution))),
     Numeric((Key, (Number, Contribution))),
+    Step((Key, (u32, Contribution))),
 }
 
 /// Builds the dataflow in `scope` and returns its input.
@@ -114,13 +118,21 @@ pub(crate) fn build(
         .as_collection()
         .windowed_distinct_count(&plan.specs);
     let aggregated = routed
+        .clone()
         .flat_map(|(r, t, d)| match r {
             Routed::Numeric(x) => Some((x, t, d)),
             _ => None,
         })
         .as_collection()
         .windowed_aggregate(&plan.specs);
-    let correlated = counted.concat(distinct).concat(aggregated).map(|c: Crossing| Candidate {
+    let sequenced = routed
+        .flat_map(|(r, t, d)| match r {
+            Routed::Step(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_sequence(&plan.specs);
+    let correlated = counted.concat(distinct).concat(aggregated).concat(sequenced).map(|c: Crossing| Candidate {
         time: c.time,
         slot: c.slot,
         key: c.key,
@@ -172,9 +184,9 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
                 payload: Payload::Detection { event: event.id.0, summary, accepted_ns: event.accepted_ns },
             }));
         }
-        for &slot in feeds {
-            let KindPlan::Correlation { measure, group_by, .. } = &plan.rules[slot as usize].kind else { continue };
-            let key = (slot, group_key(event, group_by));
+        for feed in feeds {
+            let KindPlan::Correlation { measure, group_by, .. } = &plan.rules[feed.slot as usize].kind else { continue };
+            let key = (feed.slot, group_key(event, feed.group_by.as_deref().unwrap_or(group_by)));
             match measure {
                 Measure::Events => give(Routed::Count((key, contribution()))),
                 Measure::Distinct(field) => {
@@ -183,6 +195,8 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
                         give(Routed::Distinct((key, (text(v), contribution()))));
                     }
                 }
+                Measure::Rules => give(Routed::Distinct((key, (feed.step.to_string(), contribution())))),
+                Measure::Sequence => give(Routed::Step((key, (feed.step, contribution())))),
                 Measure::Numeric(field, _) => match event.get(field).and_then(number) {
                     Some(n) => give(Routed::Numeric((key, (n, contribution())))),
                     // Absent, non-numeric or non-finite: not part of the aggregate, counted.

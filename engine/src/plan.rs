@@ -36,8 +36,8 @@ pub(crate) enum KindPlan {
         matcher: Matcher,
         /// Whether a match is an alert of its own (besides feeding correlations).
         generate: bool,
-        /// Correlation rules (indices) that reference this detection.
-        feeds: Vec<u32>,
+        /// Correlation rules that reference this detection.
+        feeds: Vec<Feed>,
         /// Rampart's top-level `group-by`: the alert's group (and so `suppress`'s key).
         group_by: Vec<FieldPath>,
     },
@@ -52,6 +52,26 @@ pub(crate) enum KindPlan {
     },
 }
 
+/// A detection's link to a correlation that references it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Feed {
+    /// The correlation's index.
+    pub slot: u32,
+    /// The detection's position in the correlation's `rules` (its step, for temporal types).
+    pub step: u32,
+    /// The fields this detection's events are grouped by when they differ from the
+    /// correlation's `group-by` (`aliases`).
+    pub group_by: Option<Vec<FieldPath>>,
+}
+
+impl Feed {
+    /// A feed grouped by the correlation's own `group-by`.
+    #[cfg(test)]
+    pub fn to(slot: u32, step: u32) -> Feed {
+        Feed { slot, step, group_by: None }
+    }
+}
+
 pub(crate) enum Measure {
     /// `event_count`.
     Events,
@@ -59,6 +79,10 @@ pub(crate) enum Measure {
     Distinct(FieldPath),
     /// `value_sum`, `value_avg`, `value_percentile`, `value_median` of this field.
     Numeric(FieldPath, Aggregate),
+    /// `temporal`: distinct referenced rules.
+    Rules,
+    /// `temporal_ordered`: ordered progress through the referenced rules.
+    Sequence,
 }
 
 impl KindPlan {
@@ -92,7 +116,7 @@ impl Plan {
                     condition: condition.clone(),
                     aggregate: match measure {
                         Measure::Numeric(_, a) => *a,
-                        Measure::Events | Measure::Distinct(_) => Aggregate::Sum,
+                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence => Aggregate::Sum,
                     },
                     max_refs,
                 },

@@ -43,6 +43,7 @@ fn rule(id: &str, summary: &'static str, suppress_ms: u64, kind: KindPlan) -> Ru
 
 /// A detection of `details.result == value`.
 fn detection(id: &str, value: &'static str, generate: bool, feeds: Vec<u32>) -> RulePlan {
+    let feeds = feeds.into_iter().map(|slot| plan::Feed::to(slot, 0)).collect();
     let path = FieldPath::new("details.result");
     let matcher: plan::Matcher = Box::new(move |e: &Event| e.get(&path) == Some(&json!(value)));
     rule(id, "{{ rule.title }}: {{ details.user }} from {{ details.src }}", 0, KindPlan::Detection { matcher, generate, feeds, group_by: Vec::new() })
@@ -57,6 +58,8 @@ fn correlation_when(id: &str, measure: Measure, window_ms: u64, condition: Condi
         Measure::Events => "event_count",
         Measure::Distinct(_) => "value_count",
         Measure::Numeric(..) => "value_sum",
+        Measure::Rules => "temporal",
+        Measure::Sequence => "temporal_ordered",
     };
     let kind = KindPlan::Correlation { type_name, measure, group_by: vec![FieldPath::new("details.src")], window_ms, condition };
     rule(id, "{{ rule.id }} {{ details.src }} {{ value }} [{{ window.start }}]", suppress_ms, kind)

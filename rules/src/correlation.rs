@@ -31,6 +31,13 @@ pub enum CorrelationType {
         /// The field.
         field: FieldPath,
     },
+    /// How many of the referenced rules matched in the window (Sigma `temporal`; by default
+    /// it fires when all have).
+    Temporal,
+    /// How many of the referenced rules matched in the window in the order listed: the
+    /// longest prefix of `rules` matched by events whose times do not decrease (Sigma
+    /// `temporal_ordered`; by default it fires when all have, in order).
+    TemporalOrdered,
     /// The `percentile`-th percentile (nearest rank: the smallest value with at least
     /// `percentile`% of the values at or below it) of the numeric values of `field`.
     ValuePercentile {
@@ -50,6 +57,8 @@ impl CorrelationType {
             CorrelationType::ValueSum { .. } => "value_sum",
             CorrelationType::ValueAvg { .. } => "value_avg",
             CorrelationType::ValueMedian { .. } => "value_median",
+            CorrelationType::Temporal => "temporal",
+            CorrelationType::TemporalOrdered => "temporal_ordered",
             CorrelationType::ValuePercentile { .. } => "value_percentile",
         }
     }
@@ -57,7 +66,7 @@ impl CorrelationType {
     /// Does the measure count something (always a whole number, at least 1 in a non-empty
     /// window)?
     pub fn is_count(&self) -> bool {
-        matches!(self, CorrelationType::EventCount | CorrelationType::ValueCount { .. })
+        matches!(self, CorrelationType::EventCount | CorrelationType::ValueCount { .. } | CorrelationType::Temporal | CorrelationType::TemporalOrdered)
     }
 }
 
@@ -154,8 +163,12 @@ pub struct Correlation {
     pub kind: CorrelationType,
     /// Indices into `RuleSet::rules` of the referenced detection rules.
     pub rules: Vec<usize>,
-    /// Grouping fields (`group-by`).
+    /// Grouping fields (`group-by`), alias names included: the names alerts show.
     pub group_by: Vec<FieldPath>,
+    /// With `aliases`: for each referenced rule, as written in `rules`, the fields its
+    /// events are grouped by (the `group-by` with every alias replaced by that rule's
+    /// field). Empty without aliases: every rule is grouped by `group_by`.
+    pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     /// Window length.
     pub timespan: Duration,
     /// When to fire: on entering the threshold (see `docs/rules.md`).
@@ -169,6 +182,7 @@ pub(crate) struct Pending {
     /// (name or id, line, column)
     pub refs: Vec<(String, usize, usize)>,
     pub group_by: Vec<FieldPath>,
+    pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     pub timespan: Duration,
     pub threshold: Threshold,
     pub generate: bool,
@@ -177,7 +191,7 @@ pub(crate) struct Pending {
 const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases"];
 
 /// Supported `type`s.
-const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median"];
+const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered"];
 
 /// Parses `correlation:`; every problem goes to `sink`.
 pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Option<Pending> {
@@ -196,19 +210,12 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             sink.error_hint("R201", spos(k), &format!("correlation.{}", k.as_str()), msg, format!("valid keys: {}", KEYS.join(", ")));
         }
     }
-    if let Some(a) = map.get_node("aliases") {
-        sink.error("R200", pos(a), "correlation.aliases", "correlation `aliases` are not supported yet");
-    }
     // type
     let ty = match map.get_node("type") {
         Some(Node::Scalar(s)) => match s.as_str() {
             t if TYPES.contains(&t) => Some((t.to_string(), spos(s))),
             other => {
-                let hint = match other {
-                    "temporal" | "temporal_ordered" => "not supported yet; supported types: ".to_string() + &TYPES.join(", "),
-                    _ => format!("supported types: {}", TYPES.join(", ")),
-                };
-                sink.error_hint("R200", spos(s), "correlation.type", format!("correlation type `{other}` is not supported yet"), hint);
+                sink.error_hint("R200", spos(s), "correlation.type", format!("correlation type `{other}` is not supported"), format!("supported types: {}", TYPES.join(", ")));
                 None
             }
         },
@@ -280,7 +287,8 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
         }
     };
     // condition
-    let counts = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("event_count" | "value_count"));
+    let temporal = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("temporal" | "temporal_ordered"));
+    let counts = temporal || matches!(ty.as_ref().map(|t| t.0.as_str()), Some("event_count" | "value_count"));
     let mut field = None;
     let mut percentile: Option<(u8, (usize, usize))> = None;
     let mut threshold = Threshold::default();
@@ -365,8 +373,18 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             sink.error_hint("R201", pos(other), "correlation.condition", "`condition` must be a mapping", "e.g. `condition: {gte: 10}`");
             cond_ok = false;
         }
+        // temporal types default to "all of them", below.
+        None if temporal => {}
         None => {
             sink.error("R201", key_at, "correlation", "correlation has no `condition`");
+            cond_ok = false;
+        }
+    }
+    if temporal {
+        if threshold.ops.is_empty() {
+            threshold.ops.push((ThresholdOp::Gte, refs.len() as f64));
+        } else if cond_ok && !refs.is_empty() && !(1..=refs.len()).any(|n| threshold.is_met(n as f64)) {
+            sink.error_hint("R204", cond_at, "correlation.condition", "this condition can never be met", format!("a temporal correlation counts the referenced rules that matched: 1 to {}", refs.len()));
             cond_ok = false;
         }
     }
@@ -381,6 +399,12 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
                     None
                 }
                 ("event_count", None) => Some(CorrelationType::EventCount),
+                ("temporal" | "temporal_ordered", Some((_, at))) => {
+                    sink.error_hint("R201", at, "correlation.condition.field", format!("`field` is not used by {t}"), "remove it");
+                    None
+                }
+                ("temporal", None) => Some(CorrelationType::Temporal),
+                ("temporal_ordered", None) => Some(CorrelationType::TemporalOrdered),
                 // A `field` or `percentile` with an error was reported already.
                 (_, None) if !cond_ok => None,
                 (_, None) => {
@@ -414,10 +438,68 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     if sink.diags.len() > before {
         return None;
     }
+    let group_by_per_rule = aliases(map, &refs, &group_by, sink);
     if !cond_ok {
         return None;
     }
-    Some(Pending { kind: kind?, refs, group_by, timespan: timespan?, threshold, generate })
+    Some(Pending { kind: kind?, refs, group_by, group_by_per_rule, timespan: timespan?, threshold, generate })
+}
+
+/// `aliases: {alias: {rule: field, …}, …}`: for each reference in `refs`, the `group-by`
+/// with every alias replaced by that rule's field. Every alias used in `group-by` must name
+/// a field for every referenced rule (by the name or id written in `rules`); entries for
+/// rules not referenced are errors, as are aliases `group-by` does not use (R207).
+fn aliases(map: &marked_yaml::types::MarkedMappingNode, refs: &[(String, usize, usize)], group_by: &[FieldPath], sink: &mut Sink) -> Vec<(String, Vec<FieldPath>)> {
+    let Some(node) = map.get_node("aliases") else { return Vec::new() };
+    let Some(am) = node.as_mapping() else {
+        sink.error_hint("R207", pos(node), "correlation.aliases", format!("`aliases` must be a mapping, found {}", kind_name(node)), "e.g. `aliases: {ip: {rule_a: source.ip, rule_b: destination.ip}}`");
+        return Vec::new();
+    };
+    let mut table: Vec<(String, Vec<(String, FieldPath)>)> = Vec::new();
+    for (alias, fields) in am.iter() {
+        let kp = format!("correlation.aliases.{}", alias.as_str());
+        if !group_by.iter().any(|g| g.as_str() == alias.as_str()) {
+            sink.error_hint("R207", spos(alias), &kp, format!("alias `{}` is not used in `group-by`", alias.as_str()), "add it to `group-by` or remove it");
+            continue;
+        }
+        let Some(fm) = fields.as_mapping() else {
+            sink.error_hint("R207", pos(fields), &kp, "an alias maps each referenced rule to a field", "e.g. `ip: {rule_a: source.ip, rule_b: destination.ip}`");
+            continue;
+        };
+        let mut per_rule = Vec::new();
+        for (rule, field) in fm.iter() {
+            let rkp = format!("{kp}.{}", rule.as_str());
+            if !refs.iter().any(|(r, _, _)| r == rule.as_str()) {
+                sink.error_hint("R207", spos(rule), &rkp, format!("`{}` is not one of this correlation's `rules`", rule.as_str()), "name the rules as they are written in `rules`");
+                continue;
+            }
+            match field.as_scalar().filter(|f| !f.as_str().is_empty()) {
+                Some(f) => per_rule.push((rule.as_str().to_string(), FieldPath::new(f.as_str()))),
+                None => sink.error("R207", pos(field), &rkp, "an alias entry must be a field name"),
+            }
+        }
+        for (r, _, _) in refs {
+            if !fm.iter().any(|(k, _)| k.as_str() == r) {
+                sink.error_hint("R207", spos(alias), &kp, format!("alias `{}` has no field for rule `{r}`", alias.as_str()), format!("add `{r}: <field>` under it"));
+            }
+        }
+        table.push((alias.as_str().to_string(), per_rule));
+    }
+    refs.iter()
+        .map(|(r, _, _)| {
+            let fields = group_by
+                .iter()
+                .map(|g| {
+                    table
+                        .iter()
+                        .find(|(a, _)| a == g.as_str())
+                        .and_then(|(_, per)| per.iter().find(|(rule, _)| rule == r))
+                        .map_or_else(|| g.clone(), |(_, f)| f.clone())
+                })
+                .collect();
+            (r.clone(), fields)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -532,5 +614,52 @@ mod tests {
         let e = one(head("value_mode") + "    gte: 1\n");
         assert_eq!((e.code, e.line, e.column), ("R200", 11, 9));
         assert!(e.hint.unwrap().contains("value_percentile"));
+    }
+
+    const TWO: &str = "title: Conn\nname: conn\ndetection:\n  s:\n    kind: conn\n  condition: s\n---\ntitle: Err\nid: err-id\ndetection:\n  s:\n    kind: err\n  condition: s\n---\ntitle: C\nid: c\ncorrelation:\n";
+
+    fn two(body: &str) -> Result<Correlation, Vec<Diagnostic>> {
+        let set = load_str("t.yml", &format!("{TWO}{body}")).map_err(|d| d.0)?;
+        match &set.rules[2].kind {
+            RuleKind::Correlation(c) => Ok(c.clone()),
+            RuleKind::Detection(_) => panic!("rule 2 is a detection"),
+        }
+    }
+
+    #[test]
+    fn temporal_types_default_to_all_rules_and_take_counts() {
+        let c = two("  type: temporal\n  rules: [conn, err-id]\n  group-by: [host]\n  timespan: 5m\n").unwrap();
+        assert_eq!((c.kind, c.threshold.ops.clone()), (CorrelationType::Temporal, vec![(ThresholdOp::Gte, 2.0)]));
+        assert_eq!(c.rules, vec![0, 1]);
+        let c = two("  type: temporal_ordered\n  rules: [err-id, conn]\n  timespan: 5m\n  condition: {gte: 1}\n").unwrap();
+        assert_eq!((c.kind, c.rules), (CorrelationType::TemporalOrdered, vec![1, 0]));
+        let e = two("  type: temporal\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {gte: 3}\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R204", 21, 3));
+        let e = two("  type: temporal\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {field: x, gte: 2}\n").unwrap_err();
+        assert_eq!(e[0].code, "R201");
+    }
+
+    #[test]
+    fn aliases_give_each_rule_its_own_group_fields() {
+        let body = "  type: temporal\n  rules: [conn, err-id]\n  group-by: [ip, user]\n  timespan: 5m\n  aliases:\n    ip:\n      conn: source.ip\n      err-id: destination.ip\n";
+        let c = two(body).unwrap();
+        assert_eq!(c.group_by, vec![FieldPath::new("ip"), FieldPath::new("user")]);
+        assert_eq!(
+            c.group_by_per_rule,
+            vec![
+                ("conn".to_string(), vec![FieldPath::new("source.ip"), FieldPath::new("user")]),
+                ("err-id".to_string(), vec![FieldPath::new("destination.ip"), FieldPath::new("user")]),
+            ]
+        );
+        // A rule without its field, an alias group-by does not use, a rule not referenced.
+        let e = two(&body.replace("      err-id: destination.ip\n", "")).unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column, e[0].key_path.as_str()), ("R207", 23, 5, "correlation.aliases.ip"));
+        assert!(e[0].message.contains("no field for rule `err-id`"), "{}", e[0].message);
+        let e = two(&body.replace("[ip, user]", "[user]")).unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R207", 23, 5));
+        let e = two(&body.replace("      err-id: destination.ip\n", "      err-id: destination.ip\n      other: x\n")).unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column, e[0].key_path.as_str()), ("R207", 26, 7, "correlation.aliases.ip.other"));
+        let e = two(&body.replace("    ip:\n      conn: source.ip\n      err-id: destination.ip\n", "    ip: [source.ip]\n")).unwrap_err();
+        assert_eq!(e[0].code, "R207");
     }
 }

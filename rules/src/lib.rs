@@ -2,8 +2,8 @@
 //!
 //! Rules are a superset of Sigma (spec v2): detection rules with selections, modifiers and a
 //! condition; correlation rules (`event_count`, `value_count`, `value_sum`, `value_avg`,
-//! `value_percentile`, `value_median`); plus Rampart's `summary`,
-//! `severity`, `category`, `suppress` and in-file `tests`. Loading is parse → validate →
+//! `value_percentile`, `value_median`, `temporal`, `temporal_ordered`, with `aliases`);
+//! plus Rampart's `summary`, `severity`, `category`, `suppress` and in-file `tests`. Loading is parse → validate →
 //! compile to plain data; nothing here knows about dataflows, so `rampart rules validate`
 //! runs in milliseconds and the plan is tested as data.
 //!
@@ -46,12 +46,12 @@
 //! R110 condition syntax, R111 undefined selection, R112 pattern matches nothing,
 //! R113 Sigma v1 aggregation, R114 `expand` placeholder without configured values,
 //! R200 unsupported correlation type, R201 correlation shape, R202 unknown rule reference,
-//! R203 reference to a non-detection rule, R204 threshold (not a number, two bounds on one
-//! side, never met), R205 timespan, R206 `percentile`, R300 template syntax, R301 template
-//! placeholder not allowed, R400 `tests` shape. Pipeline files: P001 pipeline shape, P002
-//! unknown key, P003 unknown transformation type, P004 transformation shape, P005
-//! rule/field-name condition, P006 unknown pipeline (not a built-in, unreadable file),
-//! P007 `vars`.
+//! R203 correlation cycle, R204 threshold (not a number, two bounds on one side, never
+//! met), R205 timespan, R206 `percentile`, R207 `aliases`, R208 `window`, R300 template
+//! syntax, R301 template placeholder not allowed, R400 `tests` shape. Pipeline files: P001
+//! pipeline shape, P002 unknown key, P003 unknown transformation type, P004 transformation
+//! shape, P005 rule/field-name condition, P006 unknown pipeline (not a built-in, unreadable
+//! file), P007 `vars`.
 
 pub mod condition;
 pub mod correlation;

@@ -269,6 +269,7 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
                 kind: p.kind,
                 rules: resolved.remove(&ci).unwrap_or_default(),
                 group_by: p.group_by,
+                group_by_per_rule: p.group_by_per_rule,
                 timespan: p.timespan,
                 threshold: p.threshold,
             });
@@ -492,6 +493,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
                 kind: p.kind.clone(),
                 rules: Vec::new(),
                 group_by: p.group_by.clone(),
+                group_by_per_rule: p.group_by_per_rule.clone(),
                 timespan: p.timespan,
                 threshold: p.threshold.clone(),
             }),
@@ -884,9 +886,9 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         let e = one_err(&corr("  type: event_count\n  rules: [nope]\n  timespan: 5m\n  condition: {gte: 3}\n"));
         assert_eq!((e.code, e.line, e.column), ("R202", 13, 11));
         assert_eq!(e.rule_id.as_deref(), Some("c"));
-        let e = one_err(&corr("  type: temporal\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
+        let e = one_err(&corr("  type: temporal_unordered\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
         assert_eq!((e.code, e.line, e.column), ("R200", 12, 9));
-        assert_eq!(e.message, "correlation type `temporal` is not supported yet");
+        assert_eq!(e.message, "correlation type `temporal_unordered` is not supported");
         let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition:\n    lt: 1\n"));
         assert_eq!((e.code, e.line, e.column), ("R204", 15, 3));
         assert!(e.hint.unwrap().contains("absence"));
