@@ -49,6 +49,30 @@ fn condition(t: &Threshold) -> Condition {
     )
 }
 
+/// Each correlation's level in its chain: 0 when it references only detections, else one
+/// more than the highest correlation it references. Fails on a cycle (which loading refuses).
+fn levels(rules: &RuleSet) -> Result<Vec<u32>, EngineError> {
+    let n = rules.rules.len();
+    let mut level = vec![0u32; n];
+    // Longest paths by relaxation; more than n rounds of change means a cycle.
+    for _ in 0..=n {
+        let mut changed = false;
+        for (i, rule) in rules.rules.iter().enumerate() {
+            let RuleKind::Correlation(c) = &rule.kind else { continue };
+            for &d in &c.rules {
+                if matches!(rules.rules.get(d).map(|r| &r.kind), Some(RuleKind::Correlation(_))) && level[i] <= level[d] {
+                    level[i] = level[d] + 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return Ok(level);
+        }
+    }
+    Err(EngineError::Rule { rule: String::new(), reason: "correlations reference each other in a cycle".into() })
+}
+
 /// Builds the plan. Matching and rendering call back into the shared rule set, so nothing
 /// of a rule is copied but its plain fields.
 pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, EngineError> {
@@ -58,7 +82,7 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
         if let RuleKind::Correlation(c) = &rule.kind {
             for (step, &d) in c.rules.iter().enumerate() {
                 match rules.rules.get(d) {
-                    Some(r) if matches!(r.kind, RuleKind::Detection(_)) => {
+                    Some(r) if d != i => {
                         // With aliases, the entry whose reference (name or id) is this rule.
                         let group_by = c
                             .group_by_per_rule
@@ -67,11 +91,12 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                             .map(|(_, fields)| fields.clone());
                         feeds[d].push(Feed { slot: i as u32, step: step as u32, group_by });
                     }
-                    _ => return Err(EngineError::Rule { rule: rule.id.clone(), reason: format!("references rule #{d}, which is not a detection") }),
+                    _ => return Err(EngineError::Rule { rule: rule.id.clone(), reason: format!("references rule #{d}, which does not exist") }),
                 }
             }
         }
     }
+    let levels = levels(rules)?;
     let mut plans = Vec::with_capacity(n);
     for (i, rule) in rules.rules.iter().enumerate() {
         let rs = rules.clone();
@@ -95,6 +120,9 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                 };
                 KindPlan::Correlation {
                     type_name: c.kind.name(),
+                    generate: rule.generate,
+                    feeds: std::mem::take(&mut feeds[i]),
+                    level: levels[i],
                     measure,
                     group_by: c.group_by.clone(),
                     window_ms: ms(c.timespan),
@@ -232,5 +260,24 @@ title: C\nid: c\ncorrelation:\n  type: temporal_ordered\n  rules: [b-id, a]\n  g
         assert_eq!(feeds(1), vec![Feed { slot: 2, step: 0, group_by: path(&["dst", "user"]) }]);
         assert_eq!(plan.rules[2].kind.name(), "temporal_ordered");
         assert_eq!(plan.specs[2].condition, Condition(vec![(Cmp::Gte, 2.0)]), "all rules by default");
+    }
+
+    #[test]
+    fn chained_correlations_get_levels_and_only_the_outer_ones_alert() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cases/chained/rules.yml");
+        let rules = Arc::new(rampart_rules::load_paths(&[path]).unwrap_or_else(|d| panic!("{d}")));
+        let plan = compile(&rules, 10).unwrap();
+        let brief: Vec<_> = plan
+            .rules
+            .iter()
+            .filter_map(|r| match &r.kind {
+                KindPlan::Correlation { level, generate, feeds, .. } => Some((*level, *generate, feeds.iter().map(|f| (f.slot, f.step)).collect::<Vec<_>>())),
+                KindPlan::Detection { .. } => None,
+            })
+            .collect();
+        // brute_force (level 0, silent) feeds the value_count (step 0) and the
+        // temporal_ordered (step 0), both level 1.
+        assert_eq!(brief, vec![(0, false, vec![(3, 0), (4, 0)]), (1, true, vec![]), (1, true, vec![])]);
+        assert_eq!(plan.levels, 2);
     }
 }

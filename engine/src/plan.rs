@@ -44,6 +44,13 @@ pub(crate) enum KindPlan {
     Correlation {
         /// The rule's `type` as written (`event_count`, `value_median`, …).
         type_name: &'static str,
+        /// Whether a crossing is an alert (false for an inner link of a chain).
+        generate: bool,
+        /// Correlations that reference this one (chains): its crossings feed them.
+        feeds: Vec<Feed>,
+        /// Its level in a chain: 0 over detections only, else one more than the highest
+        /// correlation it references. Each level has its own operator chains.
+        level: u32,
         measure: Measure,
         group_by: Vec<FieldPath>,
         window_ms: u64,
@@ -55,12 +62,13 @@ pub(crate) enum KindPlan {
 /// A detection's link to a correlation that references it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Feed {
-    /// The correlation's index.
+    /// The referencing correlation's index.
     pub slot: u32,
-    /// The detection's position in the correlation's `rules` (its step, for temporal types).
+    /// The referenced rule's position in the correlation's `rules` (its step, for temporal
+    /// types).
     pub step: u32,
-    /// The fields this detection's events are grouped by when they differ from the
-    /// correlation's `group-by` (`aliases`).
+    /// The fields the referenced rule's events (or alert groups) are grouped by when they
+    /// differ from the correlation's `group-by` (`aliases`).
     pub group_by: Option<Vec<FieldPath>>,
 }
 
@@ -102,6 +110,8 @@ pub(crate) struct Plan {
     pub detections: Vec<u32>,
     pub specs: Specs,
     pub durations: Durations,
+    /// Levels of chained correlations (1 without chains; 0 without correlations).
+    pub levels: u32,
 }
 
 impl Plan {
@@ -125,7 +135,25 @@ impl Plan {
             })
             .collect();
         let durations = rules.iter().map(|r| r.suppress_ms).collect();
-        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations) }
+        let levels = rules
+            .iter()
+            .filter_map(|r| match &r.kind {
+                KindPlan::Correlation { level, .. } => Some(level + 1),
+                KindPlan::Detection { .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations), levels }
+    }
+}
+
+impl Plan {
+    /// A correlation's level in its chain (0 for anything else).
+    pub fn level(&self, slot: u32) -> u32 {
+        match self.rules.get(slot as usize).map(|r| &r.kind) {
+            Some(KindPlan::Correlation { level, .. }) => *level,
+            _ => 0,
+        }
     }
 }
 

@@ -61,7 +61,8 @@ fn correlation_when(id: &str, measure: Measure, window_ms: u64, condition: Condi
         Measure::Rules => "temporal",
         Measure::Sequence => "temporal_ordered",
     };
-    let kind = KindPlan::Correlation { type_name, measure, group_by: vec![FieldPath::new("details.src")], window_ms, condition };
+    let kind =
+        KindPlan::Correlation { type_name, generate: true, feeds: Vec::new(), level: 0, measure, group_by: vec![FieldPath::new("details.src")], window_ms, condition };
     rule(id, "{{ rule.id }} {{ details.src }} {{ value }} [{{ window.start }}]", suppress_ms, kind)
 }
 

@@ -202,20 +202,14 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
             let sink = &mut sinks[cands[ci].file];
             sink.rule_id = Some(cands[ci].rule.id.clone());
             match by_key.get(r) {
-                Some(&t) if !dup[t] && cands[t].pending.is_none() => {
+                // A detection, or a correlation (a chain; cycles are refused below).
+                Some(&t) if !dup[t] => {
                     if let Some(&f) = final_index.get(&t) {
                         if !idx.contains(&f) {
                             idx.push(f);
                         }
                     }
                 }
-                Some(&t) if cands[t].pending.is_some() => sink.error_hint(
-                    "R203",
-                    (*line, *col),
-                    "correlation.rules",
-                    format!("`{r}` is a correlation rule; chained correlations are not supported yet"),
-                    "reference detection rules only",
-                ),
                 _ if broken.contains_key(r) => sink.error_hint(
                     "R202",
                     (*line, *col),
@@ -233,6 +227,34 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
             }
         }
         resolved.insert(ci, idx);
+    }
+
+    // Chains must end in detection rules: a correlation reaching itself is refused.
+    for &ci in &keep {
+        let Some(p) = &cands[ci].pending else { continue };
+        let mut stack: Vec<usize> = resolved.get(&ci).into_iter().flatten().map(|&f| keep[f]).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut cyclic = false;
+        while let Some(x) = stack.pop() {
+            if x == ci {
+                cyclic = true;
+                break;
+            }
+            if seen.insert(x) {
+                stack.extend(resolved.get(&x).into_iter().flatten().map(|&f| keep[f]));
+            }
+        }
+        if let (true, Some((_, line, col))) = (cyclic, p.refs.first()) {
+            let sink = &mut sinks[cands[ci].file];
+            sink.rule_id = Some(cands[ci].rule.id.clone());
+            sink.error_hint(
+                "R203",
+                (*line, *col),
+                "correlation.rules",
+                "this correlation references itself through a chain of correlations",
+                "a chain must end in detection rules",
+            );
+        }
     }
 
     // Within a file, in source order (keys are checked in a fixed order, not as written).
@@ -273,7 +295,8 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
                 timespan: p.timespan,
                 threshold: p.threshold,
             });
-            rule.generate = true;
+            // Only the outermost correlation of a chain alerts, unless asked to.
+            rule.generate = !referenced[f] || generated[f];
         } else {
             rule.generate = !referenced[f] || generated[f];
         }
@@ -899,10 +922,15 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\nsummary: '{{ details.username }} x'\n"));
         assert_eq!((e.code, e.line, e.column), ("R301", 16, 14));
         assert!(e.hint.unwrap().contains("count, value, rule.title"));
-        // Chained correlation.
+        // Chained correlations load; a cycle does not.
         let chained = format!("{}---\ntitle: D\nid: d\ncorrelation:\n  type: event_count\n  rules: [c]\n  timespan: 5m\n  condition: {{gte: 3}}\n", corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
-        let e = one_err(&chained);
-        assert_eq!(e.code, "R203");
+        let set = ok(&chained);
+        let RuleKind::Correlation(d) = &set.rules[2].kind else { panic!() };
+        assert_eq!(d.rules, vec![1]);
+        assert!(!set.rules[1].generate && set.rules[2].generate, "only the outermost correlation alerts");
+        // Every correlation on the cycle is reported.
+        let e = errs(&chained.replace("rules: [failed_login]", "rules: [failed_login, d]"));
+        assert_eq!(e.iter().map(|e| (e.code, e.line, e.column)).collect::<Vec<_>>(), vec![("R203", 13, 11), ("R203", 21, 11)]);
         // Reference to a rule that failed to load.
         let broken = format!("{}---\ntitle: C\nid: c\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {{gte: 3}}\n", FAILED.replace("success: false", "success|nope: false"));
         let e = errs(&broken);
