@@ -25,7 +25,7 @@ use crate::{Crossings, Number, Numbers, Specs};
 ///
 /// // Fires when a host sends more than 1000 bytes within 60 ms.
 /// let condition = Condition(vec![(rampart_correlation::Cmp::Gt, 1000.0)]);
-/// let specs = Arc::new(vec![WindowSpec { window_ms: 60, condition, aggregate: Aggregate::Sum, max_refs: 10 }]);
+/// let specs = Arc::new(vec![WindowSpec { window: rampart_correlation::Window::Sliding, window_ms: 60, condition, aggregate: Aggregate::Sum, max_refs: 10 }]);
 /// let recv = timely::example(move |scope| {
 ///     let (mut input, values) = scope.new_collection();
 ///     for (id, t, bytes) in [(1u128, 0u64, 600.0), (2, 50, 300.0), (3, 60, 200.0)] {
@@ -80,7 +80,7 @@ mod tests {
 
     /// One slot per aggregate, with rising, falling and ranged conditions.
     fn specs() -> Specs {
-        let spec = |window_ms, aggregate, condition: Vec<(Cmp, f64)>| WindowSpec { window_ms, condition: Condition(condition), aggregate, max_refs: 3 };
+        let spec = |window_ms, aggregate, condition: Vec<(Cmp, f64)>| WindowSpec { window: crate::Window::Sliding, window_ms, condition: Condition(condition), aggregate, max_refs: 3 };
         Arc::new(vec![
             spec(10, Aggregate::Sum, vec![(Cmp::Gte, 12.0)]),
             spec(25, Aggregate::Avg, vec![(Cmp::Lt, 3.0)]),
@@ -114,7 +114,7 @@ mod tests {
     }
 
     fn one_key(values: &[(Time, f64)], window_ms: u64, aggregate: Aggregate, condition: Vec<(Cmp, f64)>) -> Vec<Crossing> {
-        let specs = Arc::new(vec![WindowSpec { window_ms, condition: Condition(condition), aggregate, max_refs: 10 }]);
+        let specs = Arc::new(vec![WindowSpec { window: crate::Window::Sliding, window_ms, condition: Condition(condition), aggregate, max_refs: 10 }]);
         let records = values.iter().enumerate().map(|(i, (t, v))| (((0, vec!["k".to_string()]), (Number::new(*v).unwrap(), at(i as u128, *t))), *t)).collect();
         run(1, records, specs, op)
     }

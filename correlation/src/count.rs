@@ -128,13 +128,13 @@ mod tests {
         // under 3), 2, 3 (leaves the condition). At 11 the event at 0 leaves the window
         // (it counts for ends up to 10): 2 again, so it fires again, at 11, with the events
         // still in [1, 11]. At 13 the window empties: no measure, no alert.
-        let specs = Arc::new(vec![WindowSpec { window_ms: 10, condition: Condition(vec![(Cmp::Lt, 3.0)]), aggregate: Aggregate::Sum, max_refs: 10 }]);
+        let specs = Arc::new(vec![WindowSpec { window: crate::Window::Sliding, window_ms: 10, condition: Condition(vec![(Cmp::Lt, 3.0)]), aggregate: Aggregate::Sum, max_refs: 10 }]);
         let records = [0, 1, 2].iter().map(|&t| (((0, vec!["k".to_string()]), at(t as u128, t)), t)).collect();
         let c = run(1, records, specs, op);
         assert_eq!(c.iter().map(|c| (c.time, c.value.get())).collect::<Vec<_>>(), vec![(0, 1.0), (11, 2.0)]);
         assert_eq!(c[1].events, vec![at(1, 1), at(2, 2)]);
         // `eq: 2` fires on the way up (at 1) and on the way down (at 11).
-        let specs = Arc::new(vec![WindowSpec { window_ms: 10, condition: Condition(vec![(Cmp::Eq, 2.0)]), aggregate: Aggregate::Sum, max_refs: 10 }]);
+        let specs = Arc::new(vec![WindowSpec { window: crate::Window::Sliding, window_ms: 10, condition: Condition(vec![(Cmp::Eq, 2.0)]), aggregate: Aggregate::Sum, max_refs: 10 }]);
         let records = [0, 1, 2].iter().map(|&t| (((0, vec!["k".to_string()]), at(t as u128, t)), t)).collect();
         assert_eq!(run(1, records, specs, op).iter().map(|c| c.time).collect::<Vec<_>>(), vec![1, 11]);
     }
@@ -142,8 +142,8 @@ mod tests {
     #[test]
     fn falling_and_ranged_conditions_match_from_scratch_on_1_2_and_4_workers() {
         let specs = Arc::new(vec![
-            WindowSpec { window_ms: 10, condition: Condition(vec![(Cmp::Lt, 3.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
-            WindowSpec { window_ms: 25, condition: Condition(vec![(Cmp::Gt, 2.0), (Cmp::Lte, 4.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+            WindowSpec { window: crate::Window::Sliding, window_ms: 10, condition: Condition(vec![(Cmp::Lt, 3.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+            WindowSpec { window: crate::Window::Sliding, window_ms: 25, condition: Condition(vec![(Cmp::Gt, 2.0), (Cmp::Lte, 4.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
         ]);
         for seed in 40..43 {
             let records = counted(seed);
@@ -153,6 +153,28 @@ mod tests {
                 assert_eq!(run(workers, shuffled(&records, seed), specs.clone(), op), expected, "seed {seed}, {workers} workers");
             }
         }
+    }
+
+    #[test]
+    fn tumbling_windows_match_from_scratch_on_1_2_and_4_workers() {
+        let specs = Arc::new(vec![
+            WindowSpec { window: crate::Window::Tumbling, ..WindowSpec::at_least(10, 3, 4) },
+            WindowSpec { window: crate::Window::Tumbling, window_ms: 25, condition: Condition(vec![(Cmp::Lt, 2.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+        ]);
+        for seed in 50..53 {
+            let records = counted(seed);
+            let expected = oracle(&records, &specs);
+            assert!(expected.iter().any(|c| c.slot == 0) && expected.iter().any(|c| c.slot == 1), "seed {seed}");
+            for workers in [1, 2, 4] {
+                assert_eq!(run(workers, shuffled(&records, seed), specs.clone(), op), expected, "seed {seed}, {workers} workers");
+            }
+        }
+        // Buckets [0, 9] and [10, 19]: events at 8 and 9 count together, 9 and 10 do not.
+        let specs = Arc::new(vec![WindowSpec { window: crate::Window::Tumbling, ..WindowSpec::at_least(10, 2, 4) }]);
+        let rec = |id: u128, t: Time| (((0, vec!["k".to_string()]), at(id, t)), t);
+        let c = run(1, vec![rec(1, 8), rec(2, 9)], specs.clone(), op);
+        assert_eq!(c.iter().map(|c| (c.time, c.window_start)).collect::<Vec<_>>(), vec![(9, 0)]);
+        assert!(run(1, vec![rec(1, 9), rec(2, 10)], specs, op).is_empty());
     }
 
     #[test]

@@ -63,10 +63,23 @@ pub struct Contribution {
     pub accepted_ns: u64,
 }
 
+/// How windows move.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Window {
+    /// A record at `t` is in every window ending in `[t, t + w]`.
+    #[default]
+    Sliding,
+    /// Fixed buckets `[k·w, (k+1)·w − 1]` aligned to the epoch: a record is in its own
+    /// bucket's windows only, from its time to the bucket's last millisecond.
+    Tumbling,
+}
+
 /// How one slot's window behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowSpec {
-    /// Window length `w` in ms: a record at `t` counts for window ends in `[t, t + w]`.
+    /// Sliding or tumbling.
+    pub window: Window,
+    /// Window length `w` in ms (for tumbling windows, the bucket size; at least 1).
     pub window_ms: u64,
     /// When the measure (count, distinct count or aggregate) of a non-empty window fires.
     pub condition: Condition,
@@ -77,9 +90,31 @@ pub struct WindowSpec {
 }
 
 impl WindowSpec {
+    /// The first time a record at `t` is no longer in the window.
+    pub fn leaves(&self, t: Time) -> Time {
+        match self.window {
+            Window::Sliding => t.saturating_add(self.window_ms).saturating_add(1),
+            Window::Tumbling => {
+                let w = self.window_ms.max(1);
+                (t / w).saturating_add(1).saturating_mul(w)
+            }
+        }
+    }
+
+    /// The first instant of the window ending at `end`.
+    pub fn start(&self, end: Time) -> Time {
+        match self.window {
+            Window::Sliding => end.saturating_sub(self.window_ms),
+            Window::Tumbling => {
+                let w = self.window_ms.max(1);
+                end / w * w
+            }
+        }
+    }
+
     /// A count-style spec firing at `value >= n`.
     pub fn at_least(window_ms: u64, n: u64, max_refs: usize) -> WindowSpec {
-        WindowSpec { window_ms, condition: Condition::at_least(n), aggregate: Aggregate::Sum, max_refs }
+        WindowSpec { window: Window::Sliding, window_ms, condition: Condition::at_least(n), aggregate: Aggregate::Sum, max_refs }
     }
 }
 
@@ -96,7 +131,7 @@ pub struct Crossing {
     pub key: GroupKey,
     /// The window end: the time of the crossing.
     pub time: Time,
-    /// The window start, `time - w` (inclusive).
+    /// The window start (inclusive): `time - w`, or the tumbling bucket's start.
     pub window_start: Time,
     /// The measure at `time`.
     pub value: Number,
@@ -130,7 +165,7 @@ pub(crate) mod testkit {
 
     use super::*;
     use crate::window::Item;
-    use crate::{Aggregate, Number};
+    use crate::{Aggregate, Number, Window};
     use differential_dataflow::input::Input;
     use rand::rngs::SmallRng;
     use rand::seq::SliceRandom;
@@ -242,7 +277,11 @@ pub(crate) mod testkit {
         for key in keys {
             let spec = &specs[key.0 as usize];
             let in_window = |end: Time| -> Vec<&V> {
-                records.iter().filter(|((k, _), t)| k == key && *t <= end && t + spec.window_ms >= end).map(|((_, v), _)| v).collect()
+                let inside = |t: Time| match spec.window {
+                    Window::Sliding => t <= end && t + spec.window_ms >= end,
+                    Window::Tumbling => t <= end && t / spec.window_ms == end / spec.window_ms,
+                };
+                records.iter().filter(|((k, _), t)| k == key && inside(*t)).map(|((_, v), _)| v).collect()
             };
             let met = |m: Option<f64>| m.is_some_and(|m| spec.condition.is_met(Number::new(m).unwrap()));
             let mut before = false;
@@ -255,7 +294,10 @@ pub(crate) mod testkit {
                         slot: key.0,
                         key: key.1.clone(),
                         time: end,
-                        window_start: end.saturating_sub(spec.window_ms),
+                        window_start: match spec.window {
+                            Window::Sliding => end.saturating_sub(spec.window_ms),
+                            Window::Tumbling => end / spec.window_ms * spec.window_ms,
+                        },
                         value: Number::new(now.unwrap()).unwrap(),
                         trigger_accepted_ns: contribs.iter().map(|c| c.accepted_ns).max().unwrap(),
                         events: contribs.into_iter().take(spec.max_refs).cloned().collect(),

@@ -99,7 +99,7 @@ impl<'scope> WindowedSequence<'scope> for Steps<'scope> {
                     for (key, (step, c)) in arrived {
                         let Some(spec) = specs.get(key.0 as usize) else { continue };
                         // The record leaves the window after `time + w`: the key changes then.
-                        let leave = time.saturating_add(spec.window_ms).saturating_add(1);
+                        let leave = spec.leaves(time);
                         due.entry(leave).or_insert_with(|| (cap.delayed(&leave), Vec::new(), BTreeSet::new())).2.insert(key.clone());
                         keys.entry(key).or_default().records.insert((time, c, step));
                     }
@@ -107,7 +107,7 @@ impl<'scope> WindowedSequence<'scope> for Steps<'scope> {
                     for key in changed {
                         let Some(spec) = specs.get(key.0 as usize) else { continue };
                         let Some(state) = keys.get_mut(&key) else { continue };
-                        let start = time.saturating_sub(spec.window_ms);
+                        let start = spec.start(time);
                         // Older records can be in no window from now on.
                         state.records.retain(|(t, _, _)| *t >= start);
                         let now = progress(&state.records);
@@ -174,7 +174,7 @@ mod tests {
     fn specs() -> Specs {
         Arc::new(vec![
             WindowSpec::at_least(20, 3, 4),
-            WindowSpec { window_ms: 30, condition: Condition(vec![(Cmp::Lt, 2.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+            WindowSpec { window: crate::Window::Sliding, window_ms: 30, condition: Condition(vec![(Cmp::Lt, 2.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
         ])
     }
 
@@ -208,6 +208,19 @@ mod tests {
             assert_eq!(run(1, records.clone(), specs(), op), expected, "seed {seed}");
             for workers in [2, 4] {
                 assert_eq!(run(workers, shuffled(&records, seed), specs(), op), expected, "seed {seed}, {workers} workers");
+            }
+        }
+    }
+
+    #[test]
+    fn tumbling_windows_match_from_scratch_on_1_2_and_4_workers() {
+        let specs: Specs = Arc::new(specs().iter().map(|s| WindowSpec { window: crate::Window::Tumbling, ..s.clone() }).collect());
+        for seed in 20..24 {
+            let records = random(seed);
+            let expected = oracle(&records, &specs);
+            assert!(!expected.is_empty(), "seed {seed}");
+            for workers in [1, 2, 4] {
+                assert_eq!(run(workers, shuffled(&records, seed), specs.clone(), op), expected, "seed {seed}, {workers} workers");
             }
         }
     }

@@ -67,8 +67,9 @@ impl Item for (Number, Contribution) {
     }
 }
 
-/// Each record at `t` stays in its slot's window until `t + w` inclusive: it is retracted at
-/// `t + w + 1`. Records of slots without a spec are dropped here.
+/// Each record at `t` stays in its slot's window until [`WindowSpec::leaves`]: `t + w + 1`
+/// for sliding windows, the next bucket's start for tumbling ones. Records of slots without
+/// a spec are dropped here.
 ///
 /// The retraction keeps the record's message capability: a differential update may sit at
 /// any time at or after its capability, so no capability juggling is needed.
@@ -79,8 +80,7 @@ pub(crate) fn slide<'s, V: ExchangeData>(input: VecCollection<'s, Time, (Key, V)
         .flat_map(move |((k, v), t, r)| {
             let spec = specs.get(k.0 as usize);
             spec.map(|s| {
-                let end = t.saturating_add(s.window_ms).saturating_add(1);
-                [((k.clone(), v.clone()), t, r), ((k, v), end, -r)]
+                [((k.clone(), v.clone()), t, r), ((k, v), s.leaves(t), -r)]
             })
             .into_iter()
             .flatten()
@@ -168,7 +168,7 @@ fn build<V: Item>(time: Time, (slot, key): Key, items: &BTreeMap<V, isize>, spec
         slot,
         key,
         time,
-        window_start: time.saturating_sub(spec.window_ms),
+        window_start: spec.start(time),
         value,
         events: contributions.into_iter().take(spec.max_refs).cloned().collect(),
         trigger_accepted_ns,

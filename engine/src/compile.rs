@@ -4,8 +4,8 @@
 use crate::plan::{Feed, KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
-use rampart_correlation::{Aggregate, Cmp, Condition};
-use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, ThresholdOp};
+use rampart_correlation::{Aggregate, Cmp, Condition, Window};
+use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, ThresholdOp, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,6 +125,10 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                     level: levels[i],
                     measure,
                     group_by: c.group_by.clone(),
+                    window: match c.window {
+                        WindowKind::Sliding => Window::Sliding,
+                        WindowKind::Tumbling => Window::Tumbling,
+                    },
                     window_ms: ms(c.timespan),
                     condition: condition(&c.threshold),
                 }

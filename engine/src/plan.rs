@@ -7,7 +7,7 @@
 //! hand-made rules.
 
 use rampart_core::{Event, FieldPath};
-use rampart_correlation::{Aggregate, Condition, Durations, Specs, WindowSpec};
+use rampart_correlation::{Aggregate, Condition, Durations, Specs, Window, WindowSpec};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -53,6 +53,8 @@ pub(crate) enum KindPlan {
         level: u32,
         measure: Measure,
         group_by: Vec<FieldPath>,
+        /// Sliding or tumbling.
+        window: Window,
         window_ms: u64,
         /// When a non-empty window's measure fires.
         condition: Condition,
@@ -121,7 +123,8 @@ impl Plan {
         let specs = rules
             .iter()
             .map(|r| match &r.kind {
-                KindPlan::Correlation { window_ms, condition, measure, .. } => WindowSpec {
+                KindPlan::Correlation { window, window_ms, condition, measure, .. } => WindowSpec {
+                    window: *window,
                     window_ms: *window_ms,
                     condition: condition.clone(),
                     aggregate: match measure {
@@ -131,7 +134,7 @@ impl Plan {
                     max_refs,
                 },
                 // Never fed: detections have no window.
-                KindPlan::Detection { .. } => WindowSpec { window_ms: 0, condition: Condition::default(), aggregate: Aggregate::Sum, max_refs: 0 },
+                KindPlan::Detection { .. } => WindowSpec { window: Window::Sliding, window_ms: 0, condition: Condition::default(), aggregate: Aggregate::Sum, max_refs: 0 },
             })
             .collect();
         let durations = rules.iter().map(|r| r.suppress_ms).collect();

@@ -62,7 +62,17 @@ fn correlation_when(id: &str, measure: Measure, window_ms: u64, condition: Condi
         Measure::Sequence => "temporal_ordered",
     };
     let kind =
-        KindPlan::Correlation { type_name, generate: true, feeds: Vec::new(), level: 0, measure, group_by: vec![FieldPath::new("details.src")], window_ms, condition };
+        KindPlan::Correlation {
+        type_name,
+        generate: true,
+        feeds: Vec::new(),
+        level: 0,
+        measure,
+        group_by: vec![FieldPath::new("details.src")],
+        window: rampart_correlation::Window::Sliding,
+        window_ms,
+        condition,
+    };
     rule(id, "{{ rule.id }} {{ details.src }} {{ value }} [{{ window.start }}]", suppress_ms, kind)
 }
 

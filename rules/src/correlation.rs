@@ -70,6 +70,16 @@ impl CorrelationType {
     }
 }
 
+/// How a correlation's windows move (Rampart's `window:` key).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Every window ending at any instant, `timespan` long (the default).
+    #[default]
+    Sliding,
+    /// Fixed buckets of `timespan` aligned to the Unix epoch.
+    Tumbling,
+}
+
 /// One comparison of a threshold.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ThresholdOp {
@@ -171,6 +181,8 @@ pub struct Correlation {
     pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     /// Window length.
     pub timespan: Duration,
+    /// Sliding (default) or tumbling.
+    pub window: WindowKind,
     /// When to fire: on entering the threshold (see `docs/rules.md`).
     pub threshold: Threshold,
 }
@@ -184,11 +196,12 @@ pub(crate) struct Pending {
     pub group_by: Vec<FieldPath>,
     pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     pub timespan: Duration,
+    pub window: WindowKind,
     pub threshold: Threshold,
     pub generate: bool,
 }
 
-const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases"];
+const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases", "window"];
 
 /// Supported `type`s.
 const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered"];
@@ -439,10 +452,23 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
         return None;
     }
     let group_by_per_rule = aliases(map, &refs, &group_by, sink);
+    let window = match map.get_node("window") {
+        None => WindowKind::Sliding,
+        Some(Node::Scalar(w)) if w.as_str() == "sliding" => WindowKind::Sliding,
+        Some(Node::Scalar(w)) if w.as_str() == "tumbling" => WindowKind::Tumbling,
+        Some(Node::Scalar(w)) if w.as_str().starts_with("session") => {
+            sink.error_hint("R208", spos(w), "correlation.window", "session windows are not supported yet", "use sliding or tumbling");
+            WindowKind::Sliding
+        }
+        Some(other) => {
+            sink.error_hint("R208", pos(other), "correlation.window", "`window` must be sliding or tumbling", "e.g. `window: tumbling`");
+            WindowKind::Sliding
+        }
+    };
     if !cond_ok {
         return None;
     }
-    Some(Pending { kind: kind?, refs, group_by, group_by_per_rule, timespan: timespan?, threshold, generate })
+    Some(Pending { kind: kind?, refs, group_by, group_by_per_rule, timespan: timespan?, window, threshold, generate })
 }
 
 /// `aliases: {alias: {rule: field, …}, …}`: for each reference in `refs`, the `group-by`
@@ -661,5 +687,17 @@ mod tests {
         assert_eq!((e[0].code, e[0].line, e[0].column, e[0].key_path.as_str()), ("R207", 26, 7, "correlation.aliases.ip.other"));
         let e = two(&body.replace("    ip:\n      conn: source.ip\n      err-id: destination.ip\n", "    ip: [source.ip]\n")).unwrap_err();
         assert_eq!(e[0].code, "R207");
+    }
+
+    #[test]
+    fn windows_are_sliding_or_tumbling() {
+        let c = corr(&format!("{}    gte: 2\n", head("event_count")));
+        assert_eq!(c.window, WindowKind::Sliding);
+        let c = corr(&format!("{}    gte: 2\n  window: tumbling\n", head("event_count")));
+        assert_eq!(c.window, WindowKind::Tumbling);
+        let e = errs(&format!("{}    gte: 2\n  window: session(5m)\n", head("event_count")));
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
+        let e = errs(&format!("{}    gte: 2\n  window: hopping\n", head("event_count")));
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
     }
 }

@@ -63,7 +63,7 @@ pub mod pipeline;
 pub mod template;
 mod yaml;
 
-pub use correlation::{Correlation, CorrelationType, Threshold, ThresholdOp};
+pub use correlation::{Correlation, CorrelationType, Threshold, ThresholdOp, WindowKind};
 pub use detection::{Detection, LogSource};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use load::{load_paths, load_paths_with, load_sources, load_sources_with, load_str};

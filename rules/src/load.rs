@@ -293,6 +293,7 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
                 group_by: p.group_by,
                 group_by_per_rule: p.group_by_per_rule,
                 timespan: p.timespan,
+                window: p.window,
                 threshold: p.threshold,
             });
             // Only the outermost correlation of a chain alerts, unless asked to.
@@ -518,6 +519,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
                 group_by: p.group_by.clone(),
                 group_by_per_rule: p.group_by_per_rule.clone(),
                 timespan: p.timespan,
+                window: p.window,
                 threshold: p.threshold.clone(),
             }),
             Some(p),
