@@ -10,6 +10,8 @@
 //!   reporting each threshold crossing with the events in the window.
 //! - [`distinct`]: [`WindowedDistinctCount::windowed_distinct_count`], distinct values per
 //!   key in a sliding window, same crossings.
+//! - [`absence`]: [`Absence::absence`], "A not followed by B within T" per key, fired by
+//!   event-time timers when the watermark passes the deadline.
 //! - [`aggregate`]: [`WindowedAggregate::windowed_aggregate`], the sum, mean or percentile
 //!   of numeric values per key in a sliding window, same crossings.
 //! - [`measure`]: [`Number`], [`Aggregate`] and [`Condition`], the plain data a slot's
@@ -21,6 +23,7 @@
 //! - `window` (private): the sliding window as delayed retraction and the crossing
 //!   detection both windowed operators share.
 
+pub mod absence;
 pub mod aggregate;
 pub mod count;
 pub mod distinct;
@@ -29,6 +32,7 @@ pub mod sequence;
 pub mod suppress;
 mod window;
 
+pub use absence::Absence;
 pub use aggregate::WindowedAggregate;
 pub use count::WindowedCount;
 pub use distinct::WindowedDistinctCount;

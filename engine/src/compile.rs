@@ -115,6 +115,7 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                     CorrelationType::ValueAvg { field } => Measure::Numeric(field.clone(), Aggregate::Avg),
                     CorrelationType::Temporal => Measure::Rules,
                     CorrelationType::TemporalOrdered => Measure::Sequence,
+                    CorrelationType::Absence => Measure::Absence,
                     CorrelationType::ValueMedian { field } => Measure::Numeric(field.clone(), Aggregate::Percentile(50)),
                     CorrelationType::ValuePercentile { field, percentile } => Measure::Numeric(field.clone(), Aggregate::Percentile(*percentile)),
                 };

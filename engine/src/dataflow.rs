@@ -6,7 +6,8 @@
 //!             ├─ (slot, group) → event  ── WindowedCount ─────────────┤ Crossing → candidate
 //!             ├─ (slot, group) → value  ── WindowedDistinctCount ─────┤
 //!             ├─ (slot, group) → number ── WindowedAggregate ─────────┤
-//!             └─ (slot, group) → step   ── WindowedSequence ──────────┤
+//!             ├─ (slot, group) → step   ── WindowedSequence ──────────┤
+//!             └─ (slot, group) → step   ── Absence ───────────────────┤
 //!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
 //! ```
 //!
@@ -21,7 +22,7 @@ use crate::plan::{group_key, text, Feed, KindPlan, Measure, Plan};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
 use rampart_correlation::{
-    Candidate, Candidates, Contribution, Crossing, Crossings, Key, Number, Slot, Specs, Suppress, WindowedAggregate, WindowedCount, WindowedDistinctCount,
+    Absence, Candidate, Candidates, Contribution, Crossing, Crossings, Key, Number, Slot, Specs, Suppress, WindowedAggregate, WindowedCount, WindowedDistinctCount,
     WindowedSequence,
 };
 use differential_dataflow::AsCollection;
@@ -65,6 +66,7 @@ enum Routed {
     Distinct((Key, (String, Contribution))),
     Numeric((Key, (Number, Contribution))),
     Step((Key, (u32, Contribution))),
+    Absent((Key, (u32, Contribution))),
 }
 
 impl Routed {
@@ -76,6 +78,7 @@ impl Routed {
             Routed::Distinct((k, _)) => Some(k.0),
             Routed::Numeric((k, _)) => Some(k.0),
             Routed::Step((k, _)) => Some(k.0),
+            Routed::Absent((k, _)) => Some(k.0),
         }
     }
 }
@@ -112,13 +115,21 @@ fn correlate<'s>(routed: RoutedStream<'s>, specs: &Specs, level: u32) -> Crossin
         .as_collection()
         .windowed_aggregate_core(&name("WindowedAggregate"), specs);
     let sequenced = routed
+        .clone()
         .flat_map(|(r, t, d)| match r {
             Routed::Step(x) => Some((x, t, d)),
             _ => None,
         })
         .as_collection()
         .windowed_sequence_core(&name("WindowedSequence"), specs);
-    counted.concat(distinct).concat(aggregated).concat(sequenced)
+    let absent = routed
+        .flat_map(|(r, t, d)| match r {
+            Routed::Absent(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .absence_core(&name("Absence"), specs);
+    counted.concat(distinct).concat(aggregated).concat(sequenced).concat(absent)
 }
 
 /// Builds the dataflow in `scope` and returns its input.
@@ -260,6 +271,7 @@ fn feed_record(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn
         }
         Measure::Rules => give(Routed::Distinct((key, (feed.step.to_string(), contribution)))),
         Measure::Sequence => give(Routed::Step((key, (feed.step, contribution)))),
+        Measure::Absence => give(Routed::Absent((key, (feed.step, contribution)))),
         Measure::Numeric(field, _) => match get(field).as_ref().and_then(number) {
             Some(n) => give(Routed::Numeric((key, (n, contribution)))),
             // Absent, non-numeric or non-finite: not part of the aggregate, counted.

@@ -93,6 +93,8 @@ pub(crate) enum Measure {
     Rules,
     /// `temporal_ordered`: ordered progress through the referenced rules.
     Sequence,
+    /// `absence`: the first rule not followed by the second.
+    Absence,
 }
 
 impl KindPlan {
@@ -129,7 +131,7 @@ impl Plan {
                     condition: condition.clone(),
                     aggregate: match measure {
                         Measure::Numeric(_, a) => *a,
-                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence => Aggregate::Sum,
+                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence | Measure::Absence => Aggregate::Sum,
                     },
                     max_refs,
                 },

@@ -60,6 +60,7 @@ fn correlation_when(id: &str, measure: Measure, window_ms: u64, condition: Condi
         Measure::Numeric(..) => "value_sum",
         Measure::Rules => "temporal",
         Measure::Sequence => "temporal_ordered",
+        Measure::Absence => "absence",
     };
     let kind =
         KindPlan::Correlation {
@@ -337,6 +338,33 @@ fn numeric_correlations_are_the_same_on_four_workers_and_shuffled() {
     shuffled.shuffle(&mut SmallRng::seed_from_u64(1));
     assert_eq!(replay_plan(numeric_plan(), cfg(4, 300_000), shuffled.clone()).unwrap(), expected);
     assert_eq!(replay_plan(numeric_plan(), cfg(2, 300_000), shuffled).unwrap(), expected);
+}
+
+#[test]
+fn absence_fires_when_the_watermark_passes_the_deadline_and_not_before() {
+    // "fail" not followed by "ok" from the same source within 10 s.
+    let mut ok = detection("ok", "ok", false, vec![]);
+    if let KindPlan::Detection { feeds, .. } = &mut ok.kind {
+        feeds.push(plan::Feed::to(1, 1));
+    }
+    let plan = Plan::new(vec![detection("fail", "fail", false, vec![1]), correlation_when("gone", Measure::Absence, 10_000, Condition::at_least(1), 0), ok], 100);
+    let engine = start_plan(plan, cfg(1, 0), Arc::new(Metrics::new())).unwrap();
+    let rx = engine.alerts();
+    let h = engine.handle();
+    h.send_blocking(vec![Arc::new(event(1, 1_000, "fail", "a", "u")), Arc::new(event(2, 1_000, "fail", "b", "u"))]).unwrap();
+    h.send_blocking(vec![Arc::new(event(3, 5_000, "ok", "b", "u"))]).unwrap();
+    // The watermark at the deadline (11 s) is not past it: nothing yet.
+    h.advance_to(EventTime(11_000));
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "fired before the deadline had passed");
+    // One millisecond later the deadline is final: `a` fires (b was followed), with no
+    // further events and without shutting down.
+    h.advance_to(EventTime(11_001));
+    let alert = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!((alert.rule.id.as_str(), alert.utctimestamp.0, alert.group.clone()), ("gone", 11_000, group("a")));
+    assert_eq!(alert.events.iter().map(|r| r.id.0).collect::<Vec<_>>(), vec![1]);
+    assert_eq!((alert.window.start.0, alert.window.end.0), (1_000, 11_000));
+    engine.shutdown().unwrap();
+    assert!(rx.iter().next().is_none());
 }
 
 #[test]

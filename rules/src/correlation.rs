@@ -38,6 +38,9 @@ pub enum CorrelationType {
     /// longest prefix of `rules` matched by events whose times do not decrease (Sigma
     /// `temporal_ordered`; by default it fires when all have, in order).
     TemporalOrdered,
+    /// Rampart's `absence`: an event of the first rule not followed, within the timespan,
+    /// by one of the second for the same group; fires at the deadline.
+    Absence,
     /// The `percentile`-th percentile (nearest rank: the smallest value with at least
     /// `percentile`% of the values at or below it) of the numeric values of `field`.
     ValuePercentile {
@@ -59,6 +62,7 @@ impl CorrelationType {
             CorrelationType::ValueMedian { .. } => "value_median",
             CorrelationType::Temporal => "temporal",
             CorrelationType::TemporalOrdered => "temporal_ordered",
+            CorrelationType::Absence => "absence",
             CorrelationType::ValuePercentile { .. } => "value_percentile",
         }
     }
@@ -204,7 +208,7 @@ pub(crate) struct Pending {
 const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases", "window"];
 
 /// Supported `type`s.
-const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered"];
+const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered", "absence"];
 
 /// Parses `correlation:`; every problem goes to `sink`.
 pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Option<Pending> {
@@ -301,6 +305,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     };
     // condition
     let temporal = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("temporal" | "temporal_ordered"));
+    let absence = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("absence"));
     let counts = temporal || matches!(ty.as_ref().map(|t| t.0.as_str()), Some("event_count" | "value_count"));
     let mut field = None;
     let mut percentile: Option<(u8, (usize, usize))> = None;
@@ -308,6 +313,10 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     let mut cond_ok = true;
     let cond_at = crate::yaml::key_pos(map, "condition").unwrap_or(key_at);
     match map.get_node("condition") {
+        Some(c) if absence => {
+            sink.error_hint("R201", pos(c), "correlation.condition", "`absence` takes no `condition`", "it fires when the second rule does not follow the first within `timespan`");
+            cond_ok = false;
+        }
         Some(Node::Mapping(cm)) => {
             let mut lower: Option<&str> = None;
             let mut upper: Option<&str> = None;
@@ -386,8 +395,15 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             sink.error_hint("R201", pos(other), "correlation.condition", "`condition` must be a mapping", "e.g. `condition: {gte: 10}`");
             cond_ok = false;
         }
-        // temporal types default to "all of them", below.
+        // temporal types default to "all of them", below; absence has no threshold.
         None if temporal => {}
+        None if absence => {
+            threshold.ops.push((ThresholdOp::Gte, 1.0));
+            if refs.len() != 2 {
+                sink.error_hint("R201", key_at, "correlation.rules", "`absence` takes exactly two rules", "rules: [first, expected_follow_up]");
+                cond_ok = false;
+            }
+        }
         None => {
             sink.error("R201", key_at, "correlation", "correlation has no `condition`");
             cond_ok = false;
@@ -412,11 +428,12 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
                     None
                 }
                 ("event_count", None) => Some(CorrelationType::EventCount),
-                ("temporal" | "temporal_ordered", Some((_, at))) => {
+                ("temporal" | "temporal_ordered" | "absence", Some((_, at))) => {
                     sink.error_hint("R201", at, "correlation.condition.field", format!("`field` is not used by {t}"), "remove it");
                     None
                 }
                 ("temporal", None) => Some(CorrelationType::Temporal),
+                ("absence", None) => Some(CorrelationType::Absence),
                 ("temporal_ordered", None) => Some(CorrelationType::TemporalOrdered),
                 // A `field` or `percentile` with an error was reported already.
                 (_, None) if !cond_ok => None,
@@ -699,5 +716,15 @@ mod tests {
         assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
         let e = errs(&format!("{}    gte: 2\n  window: hopping\n", head("event_count")));
         assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
+    }
+
+    #[test]
+    fn absence_takes_two_rules_and_no_condition() {
+        let c = two("  type: absence\n  rules: [conn, err-id]\n  group-by: [host]\n  timespan: 5m\n").unwrap();
+        assert_eq!((c.kind, c.rules), (CorrelationType::Absence, vec![0, 1]));
+        let e = two("  type: absence\n  rules: [conn]\n  timespan: 5m\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].key_path.as_str()), ("R201", "correlation.rules"));
+        let e = two("  type: absence\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {gte: 1}\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R201", 21, 15));
     }
 }
