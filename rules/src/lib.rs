@@ -2,10 +2,10 @@
 //!
 //! Rules are a superset of Sigma (spec v2): detection rules with selections, modifiers and a
 //! condition; correlation rules (`event_count`, `value_count`, `value_sum`, `value_avg`,
-//! `value_percentile`, `value_median`, `temporal`, `temporal_ordered`, with `aliases` and chains; Rampart's `absence` and
-//! tumbling windows);
-//! plus Rampart's `summary`, `severity`, `category`, `suppress` and in-file `tests`. Loading is parse → validate →
-//! compile to plain data; nothing here knows about dataflows, so `rampart rules validate`
+//! `value_percentile`, `value_median`, `temporal`, `temporal_ordered`, with `aliases` and
+//! chains; Rampart's `absence` and tumbling windows); plus Rampart's `summary`, `severity`,
+//! `category`, `suppress` and in-file `tests`. Loading is parse → validate → compile to
+//! plain data; nothing here knows about dataflows, so `rampart rules validate`
 //! runs in milliseconds and the plan is tested as data.
 //!
 //! Modules, in the order data flows through them:
