@@ -140,7 +140,7 @@ mod tests {
     }
 
     /// From scratch: every A with no B of its key in `[t, t + w]`.
-    fn oracle(records: &[((Key, (u32, Contribution)), Time)], specs: &Specs) -> Vec<Crossing> {
+    fn oracle(records: &crate::testkit::Records<(u32, Contribution)>, specs: &Specs) -> Vec<Crossing> {
         let mut out: Vec<Crossing> = records
             .iter()
             .filter(|((k, (s, _)), _)| *s == 0 && specs.get(k.0 as usize).is_some())
