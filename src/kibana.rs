@@ -319,7 +319,7 @@ mod tests {
             rule: AlertRule { id: "r".into(), title: "t".into(), level: Some("high".into()), kind: "event_count".into() },
             group,
             window: AlertWindow { start: EventTime(0), end: EventTime(1_000) },
-            value: 10,
+            value: 10.0,
             events: vec![EventRef { id: EventId(7), utctimestamp: EventTime(500) }],
         };
         let mut out = BTreeSet::new();

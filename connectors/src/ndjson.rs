@@ -229,7 +229,7 @@ pub(crate) mod tests {
             rule: AlertRule { id: "r".into(), title: "R".into(), level: None, kind: "detection".into() },
             group: Default::default(),
             window: AlertWindow { start: t, end: t },
-            value: 1,
+            value: 1.0,
             events: vec![],
         }
     }

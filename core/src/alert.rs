@@ -68,8 +68,10 @@ pub struct Alert {
     pub group: Map<String, Value>,
     /// The window the aggregate covers (equal bounds for single-event rules).
     pub window: AlertWindow,
-    /// The aggregate: event count, distinct value count, or 1 for a single-event rule.
-    pub value: u64,
+    /// The aggregate: event count, distinct value count, sum, mean or percentile, or 1 for
+    /// a single-event rule. Whole numbers are written without a fraction (`3`, not `3.0`).
+    #[serde(with = "whole")]
+    pub value: f64,
     /// References to the contributing events (at most the rule's limit, oldest first).
     pub events: Vec<EventRef>,
 }
@@ -88,6 +90,23 @@ impl Alert {
         }
         h.update(&time.0.to_le_bytes());
         format!("{:032x}", h.digest128())
+    }
+}
+
+/// Serde helpers writing a whole `f64` as a JSON integer, so counts read as counts.
+mod whole {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.fract() == 0.0 && v.abs() < 9.0e15 {
+            s.serialize_i64(*v as i64)
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        f64::deserialize(d)
     }
 }
 
@@ -135,10 +154,12 @@ mod tests {
             rule: AlertRule { id: "r1".into(), title: "t".into(), level: None, kind: "event_count".into() },
             group,
             window: AlertWindow { start: EventTime(0), end: EventTime(1_000) },
-            value: 5,
+            value: 5.0,
             events: vec![EventRef { id: EventId(7), utctimestamp: EventTime(500) }],
         };
         let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(v["value"].to_string(), "5", "whole values are written as integers");
+        assert_eq!(serde_json::to_value(Alert { value: 2.5, ..a.clone() }).unwrap()["value"], json!(2.5));
         assert_eq!(v["utctimestamp"], json!("1970-01-01T00:00:01.000+00:00"));
         assert_eq!(v["events"][0]["id"], json!("00000000000000000000000000000007"));
         let back: Alert = serde_json::from_value(v).unwrap();

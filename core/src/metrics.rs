@@ -51,6 +51,9 @@ named_enum!(
         EventsWritten => ("rampart_events_written_total", "Events durably written by outputs"),
         /// Rule matches (single-event detections) before correlation.
         RuleMatches => ("rampart_rule_matches_total", "Detection matches"),
+        /// Field values a numeric correlation (`value_sum`, `value_avg`, …) could not use:
+        /// absent, not a number, or not finite.
+        CorrelationValuesIgnored => ("rampart_correlation_values_ignored_total", "Values numeric correlations ignored (absent or not a number)"),
         /// Alerts emitted.
         AlertsFired => ("rampart_alerts_fired_total", "Alerts emitted"),
         /// Alerts withheld by a rule's `suppress`.

@@ -2,7 +2,7 @@
 //! count crosses its slot's threshold.
 
 use crate::window::{crossings, slide};
-use crate::{Crossings, Events, Specs};
+use crate::{Crossings, Events, Number, Specs};
 use differential_dataflow::operators::CountTotal;
 
 /// Counts keyed contributions over each slot's sliding window and reports crossings.
@@ -21,7 +21,7 @@ use differential_dataflow::operators::CountTotal;
 /// use timely::dataflow::operators::capture::{Capture, Extract};
 /// use rampart_correlation::{Contribution, WindowSpec, WindowedCount};
 ///
-/// let specs = Arc::new(vec![WindowSpec { window_ms: 10, threshold: 2, max_refs: 10 }]);
+/// let specs = Arc::new(vec![WindowSpec::at_least(10, 2, 10)]);
 /// let recv = timely::example(move |scope| {
 ///     let (mut input, events) = scope.new_collection();
 ///     for (id, t) in [(1u128, 0u64), (2, 10), (3, 11)] {
@@ -33,7 +33,7 @@ use differential_dataflow::operators::CountTotal;
 /// // The events at 0 and 10 share the window [0, 10]; the one at 11 finds the count
 /// // already at the threshold, so it does not fire again.
 /// assert_eq!(crossings.len(), 1);
-/// assert_eq!((crossings[0].time, crossings[0].value), (10, 2));
+/// assert_eq!((crossings[0].time, crossings[0].value.get()), (10, 2.0));
 /// ```
 pub trait WindowedCount<'scope> {
     /// Counts and reports crossings (operators named `WindowedCount`).
@@ -51,7 +51,12 @@ pub trait WindowedCount<'scope> {
 impl<'scope> WindowedCount<'scope> for Events<'scope> {
     fn windowed_count_core(self, name: &str, specs: &Specs) -> Crossings<'scope> {
         let windowed = slide(self, specs);
-        let counts = windowed.clone().map(|(k, _)| k).arrange_by_self_named(&format!("{name}: Arrange keys")).count_total();
+        let counts = windowed
+            .clone()
+            .map(|(k, _)| k)
+            .arrange_by_self_named(&format!("{name}: Arrange keys"))
+            .count_total()
+            .map(|(k, c)| (k, Number::from(c.unsigned_abs() as u64)));
         crossings(name, windowed, counts, specs)
     }
 }
@@ -60,7 +65,7 @@ impl<'scope> WindowedCount<'scope> for Events<'scope> {
 mod tests {
     use super::*;
     use crate::testkit::{at, oracle, random, run, shuffled, specs};
-    use crate::{Contribution, Crossing, Key, Time, WindowSpec};
+    use crate::{Aggregate, Cmp, Condition, Contribution, Crossing, Key, Time, WindowSpec};
     use std::sync::Arc;
 
     fn op<'s>(c: Events<'s>, s: &Specs) -> Crossings<'s> {
@@ -93,7 +98,7 @@ mod tests {
     }
 
     fn one_key(times: &[Time], window_ms: u64, threshold: u64) -> Vec<Crossing> {
-        let specs = Arc::new(vec![WindowSpec { window_ms, threshold, max_refs: 10 }]);
+        let specs = Arc::new(vec![WindowSpec::at_least(window_ms, threshold, 10)]);
         let records = times.iter().enumerate().map(|(i, t)| (((0, vec!["k".to_string()]), at(i as u128, *t)), *t)).collect();
         run(1, records, specs, op)
     }
@@ -102,7 +107,7 @@ mod tests {
     fn window_bounds_are_inclusive() {
         let at_edge = one_key(&[100, 110], 10, 2);
         assert_eq!(at_edge.len(), 1);
-        assert_eq!((at_edge[0].time, at_edge[0].window_start, at_edge[0].value), (110, 100, 2));
+        assert_eq!((at_edge[0].time, at_edge[0].window_start, at_edge[0].value.get()), (110, 100, 2.0));
         assert_eq!(at_edge[0].events, vec![at(0, 100), at(1, 110)]);
         assert!(one_key(&[100, 111], 10, 2).is_empty(), "an event 1 ms past the window end must not count");
     }
@@ -113,13 +118,68 @@ mod tests {
         assert_eq!(c.iter().map(|c| c.time).collect::<Vec<_>>(), vec![1]);
         // Once the window empties the key may cross again.
         let c = one_key(&[0, 1, 2, 50, 51], 10, 2);
-        assert_eq!(c.iter().map(|c| (c.time, c.value)).collect::<Vec<_>>(), vec![(1, 2), (51, 2)]);
+        assert_eq!(c.iter().map(|c| (c.time, c.value.get())).collect::<Vec<_>>(), vec![(1, 2.0), (51, 2.0)]);
         assert_eq!(c[1].events, vec![at(3, 50), at(4, 51)]);
     }
 
     #[test]
+    fn falling_counts_fire_when_a_retraction_takes_the_count_under() {
+        // `lt: 3` over 10 ms. Events at 0, 1, 2 give counts 1 (fires: a non-empty window
+        // under 3), 2, 3 (leaves the condition). At 11 the event at 0 leaves the window
+        // (it counts for ends up to 10): 2 again, so it fires again, at 11, with the events
+        // still in [1, 11]. At 13 the window empties: no measure, no alert.
+        let specs = Arc::new(vec![WindowSpec { window: crate::Window::Sliding, window_ms: 10, condition: Condition(vec![(Cmp::Lt, 3.0)]), aggregate: Aggregate::Sum, max_refs: 10 }]);
+        let records = [0, 1, 2].iter().map(|&t| (((0, vec!["k".to_string()]), at(t as u128, t)), t)).collect();
+        let c = run(1, records, specs, op);
+        assert_eq!(c.iter().map(|c| (c.time, c.value.get())).collect::<Vec<_>>(), vec![(0, 1.0), (11, 2.0)]);
+        assert_eq!(c[1].events, vec![at(1, 1), at(2, 2)]);
+        // `eq: 2` fires on the way up (at 1) and on the way down (at 11).
+        let specs = Arc::new(vec![WindowSpec { window: crate::Window::Sliding, window_ms: 10, condition: Condition(vec![(Cmp::Eq, 2.0)]), aggregate: Aggregate::Sum, max_refs: 10 }]);
+        let records = [0, 1, 2].iter().map(|&t| (((0, vec!["k".to_string()]), at(t as u128, t)), t)).collect();
+        assert_eq!(run(1, records, specs, op).iter().map(|c| c.time).collect::<Vec<_>>(), vec![1, 11]);
+    }
+
+    #[test]
+    fn falling_and_ranged_conditions_match_from_scratch_on_1_2_and_4_workers() {
+        let specs = Arc::new(vec![
+            WindowSpec { window: crate::Window::Sliding, window_ms: 10, condition: Condition(vec![(Cmp::Lt, 3.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+            WindowSpec { window: crate::Window::Sliding, window_ms: 25, condition: Condition(vec![(Cmp::Gt, 2.0), (Cmp::Lte, 4.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+        ]);
+        for seed in 40..43 {
+            let records = counted(seed);
+            let expected = oracle(&records, &specs);
+            assert!(expected.iter().any(|c| c.slot == 0) && expected.iter().any(|c| c.slot == 1), "seed {seed}");
+            for workers in [1, 2, 4] {
+                assert_eq!(run(workers, shuffled(&records, seed), specs.clone(), op), expected, "seed {seed}, {workers} workers");
+            }
+        }
+    }
+
+    #[test]
+    fn tumbling_windows_match_from_scratch_on_1_2_and_4_workers() {
+        let specs = Arc::new(vec![
+            WindowSpec { window: crate::Window::Tumbling, ..WindowSpec::at_least(10, 3, 4) },
+            WindowSpec { window: crate::Window::Tumbling, window_ms: 25, condition: Condition(vec![(Cmp::Lt, 2.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+        ]);
+        for seed in 50..53 {
+            let records = counted(seed);
+            let expected = oracle(&records, &specs);
+            assert!(expected.iter().any(|c| c.slot == 0) && expected.iter().any(|c| c.slot == 1), "seed {seed}");
+            for workers in [1, 2, 4] {
+                assert_eq!(run(workers, shuffled(&records, seed), specs.clone(), op), expected, "seed {seed}, {workers} workers");
+            }
+        }
+        // Buckets [0, 9] and [10, 19]: events at 8 and 9 count together, 9 and 10 do not.
+        let specs = Arc::new(vec![WindowSpec { window: crate::Window::Tumbling, ..WindowSpec::at_least(10, 2, 4) }]);
+        let rec = |id: u128, t: Time| (((0, vec!["k".to_string()]), at(id, t)), t);
+        let c = run(1, vec![rec(1, 8), rec(2, 9)], specs.clone(), op);
+        assert_eq!(c.iter().map(|c| (c.time, c.window_start)).collect::<Vec<_>>(), vec![(9, 0)]);
+        assert!(run(1, vec![rec(1, 9), rec(2, 10)], specs, op).is_empty());
+    }
+
+    #[test]
     fn limits_references_and_ignores_unknown_slots() {
-        let specs = Arc::new(vec![WindowSpec { window_ms: 100, threshold: 3, max_refs: 2 }]);
+        let specs = Arc::new(vec![WindowSpec::at_least(100, 3, 2)]);
         let records = vec![
             (((0, vec![]), at(1, 5)), 5),
             (((0, vec![]), at(2, 6)), 6),
@@ -130,7 +190,7 @@ mod tests {
         ];
         let c = run(1, records, specs, op);
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].slot, c[0].value, c[0].trigger_accepted_ns), (0, 3, 3));
+        assert_eq!((c[0].slot, c[0].value.get(), c[0].trigger_accepted_ns), (0, 3.0, 3));
         assert_eq!(c[0].events, vec![at(1, 5), at(2, 6)], "oldest first, at most max_refs");
     }
 }
@@ -169,7 +229,7 @@ mod state {
                     *peak = (*peak).max(*held);
                 }
             });
-            let specs = Arc::new(vec![WindowSpec { window_ms: 10, threshold: 3, max_refs: 5 }]);
+            let specs = Arc::new(vec![WindowSpec::at_least(10, 3, 5)]);
             let mut input = InputSession::new();
             let probe = worker.dataflow(|scope| {
                 let (probe, _) = input.to_collection(scope).windowed_count(&specs).probe();

@@ -2,7 +2,7 @@
 //! reported when the number crosses its slot's threshold.
 
 use crate::window::{crossings, slide};
-use crate::{Crossings, Specs, Values};
+use crate::{Crossings, Number, Specs, Values};
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 
 /// Counts the distinct values of keyed `(value, contribution)` records over each slot's
@@ -20,7 +20,7 @@ use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 /// use timely::dataflow::operators::capture::{Capture, Extract};
 /// use rampart_correlation::{Contribution, WindowSpec, WindowedDistinctCount};
 ///
-/// let specs = Arc::new(vec![WindowSpec { window_ms: 100, threshold: 2, max_refs: 10 }]);
+/// let specs = Arc::new(vec![WindowSpec::at_least(100, 2, 10)]);
 /// let recv = timely::example(move |scope| {
 ///     let (mut input, values) = scope.new_collection();
 ///     for (id, t, user) in [(1u128, 0u64, "alice"), (2, 5, "alice"), (3, 9, "bob")] {
@@ -31,7 +31,7 @@ use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 /// });
 /// let crossings: Vec<_> = recv.extract().into_iter().flat_map(|(_, v)| v).collect();
 /// assert_eq!(crossings.len(), 1);
-/// assert_eq!((crossings[0].time, crossings[0].value, crossings[0].events.len()), (9, 2, 3));
+/// assert_eq!((crossings[0].time, crossings[0].value.get(), crossings[0].events.len()), (9, 2.0, 3));
 /// ```
 pub trait WindowedDistinctCount<'scope> {
     /// Counts distinct values and reports crossings (operators named `WindowedDistinctCount`).
@@ -56,7 +56,8 @@ impl<'scope> WindowedDistinctCount<'scope> for Values<'scope> {
             .distinct_total()
             .map(|(k, _)| k)
             .arrange_by_self_named(&format!("{name}: Arrange keys"))
-            .count_total();
+            .count_total()
+            .map(|(k, c)| (k, Number::from(c.unsigned_abs() as u64)));
         crossings(name, windowed, counts, specs)
     }
 }
@@ -95,13 +96,13 @@ mod tests {
 
     #[test]
     fn repeated_values_count_once_but_are_all_referenced() {
-        let specs = Arc::new(vec![WindowSpec { window_ms: 10, threshold: 2, max_refs: 10 }]);
+        let specs = Arc::new(vec![WindowSpec::at_least(10, 2, 10)]);
         let rec = |id: u128, t: u64, v: &str| (((0, vec!["ip".to_string()]), (v.to_string(), at(id, t))), t);
         // alice three times never reaches two distinct values; bob at 12 does, and the
         // window [2, 12] holds the alice at 2 and 5 (not the one at 1).
         let c = run(1, vec![rec(1, 1, "alice"), rec(2, 2, "alice"), rec(3, 5, "alice"), rec(4, 12, "bob")], specs.clone(), op);
         assert_eq!(c.len(), 1);
-        assert_eq!((c[0].time, c[0].value), (12, 2));
+        assert_eq!((c[0].time, c[0].value.get()), (12, 2.0));
         assert_eq!(c[0].events, vec![at(2, 2), at(3, 5), at(4, 12)]);
         // Without bob nothing fires.
         assert!(run(1, vec![rec(1, 1, "alice"), rec(2, 2, "alice"), rec(3, 5, "alice")], specs, op).is_empty());

@@ -10,18 +10,34 @@
 //!   reporting each threshold crossing with the events in the window.
 //! - [`distinct`]: [`WindowedDistinctCount::windowed_distinct_count`], distinct values per
 //!   key in a sliding window, same crossings.
+//! - [`absence`]: [`Absence::absence`], "A not followed by B within T" per key, fired by
+//!   event-time timers when the watermark passes the deadline.
+//! - [`aggregate`]: [`WindowedAggregate::windowed_aggregate`], the sum, mean or percentile
+//!   of numeric values per key in a sliding window, same crossings.
+//! - [`measure`]: [`Number`], [`Aggregate`] and [`Condition`], the plain data a slot's
+//!   measure and threshold are made of.
+//! - [`sequence`]: [`WindowedSequence::windowed_sequence`], how far an ordered list of
+//!   steps has progressed per key in a sliding window (Sigma's `temporal_ordered`).
 //! - [`suppress`]: [`Suppress::suppress`], final ordering of alert candidates on worker 0
 //!   and per-rule suppression of repeats.
 //! - `window` (private): the sliding window as delayed retraction and the crossing
 //!   detection both windowed operators share.
 
+pub mod absence;
+pub mod aggregate;
 pub mod count;
 pub mod distinct;
+pub mod measure;
+pub mod sequence;
 pub mod suppress;
 mod window;
 
+pub use absence::Absence;
+pub use aggregate::WindowedAggregate;
 pub use count::WindowedCount;
 pub use distinct::WindowedDistinctCount;
+pub use measure::{Aggregate, Cmp, Condition, Number};
+pub use sequence::WindowedSequence;
 pub use suppress::{Candidate, Candidates, Durations, Suppress};
 
 use serde::{Deserialize, Serialize};
@@ -51,21 +67,66 @@ pub struct Contribution {
     pub accepted_ns: u64,
 }
 
+/// How windows move.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Window {
+    /// A record at `t` is in every window ending in `[t, t + w]`.
+    #[default]
+    Sliding,
+    /// Fixed buckets `[k·w, (k+1)·w − 1]` aligned to the epoch: a record is in its own
+    /// bucket's windows only, from its time to the bucket's last millisecond.
+    Tumbling,
+}
+
 /// How one slot's window behaves.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct WindowSpec {
-    /// Window length `w` in ms: a record at `t` counts for window ends in `[t, t + w]`.
+    /// Sliding or tumbling.
+    pub window: Window,
+    /// Window length `w` in ms (for tumbling windows, the bucket size; at least 1).
     pub window_ms: u64,
-    /// The count (or distinct count) at which the slot fires: `value >= threshold`.
-    pub threshold: u64,
+    /// When the measure (count, distinct count or aggregate) of a non-empty window fires.
+    pub condition: Condition,
+    /// How [`WindowedAggregate`] folds values; ignored by the counts.
+    pub aggregate: Aggregate,
     /// At most this many contributions are reported with a crossing (oldest first).
     pub max_refs: usize,
+}
+
+impl WindowSpec {
+    /// The first time a record at `t` is no longer in the window.
+    pub fn leaves(&self, t: Time) -> Time {
+        match self.window {
+            Window::Sliding => t.saturating_add(self.window_ms).saturating_add(1),
+            Window::Tumbling => {
+                let w = self.window_ms.max(1);
+                (t / w).saturating_add(1).saturating_mul(w)
+            }
+        }
+    }
+
+    /// The first instant of the window ending at `end`.
+    pub fn start(&self, end: Time) -> Time {
+        match self.window {
+            Window::Sliding => end.saturating_sub(self.window_ms),
+            Window::Tumbling => {
+                let w = self.window_ms.max(1);
+                end / w * w
+            }
+        }
+    }
+
+    /// A count-style spec firing at `value >= n`.
+    pub fn at_least(window_ms: u64, n: u64, max_refs: usize) -> WindowSpec {
+        WindowSpec { window: Window::Sliding, window_ms, condition: Condition::at_least(n), aggregate: Aggregate::Sum, max_refs }
+    }
 }
 
 /// Specs indexed by slot. A record whose slot has no spec is ignored.
 pub type Specs = Arc<Vec<WindowSpec>>;
 
-/// A key's value went from below its threshold (or nothing) to at or above it at `time`.
+/// A key's measure went from not meeting its slot's condition (or from an empty window) to
+/// meeting it at `time`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Crossing {
     /// The slot.
@@ -74,10 +135,10 @@ pub struct Crossing {
     pub key: GroupKey,
     /// The window end: the time of the crossing.
     pub time: Time,
-    /// The window start, `time - w` (inclusive).
+    /// The window start (inclusive): `time - w`, or the tumbling bucket's start.
     pub window_start: Time,
-    /// The count or distinct count at `time`.
-    pub value: u64,
+    /// The measure at `time`.
+    pub value: Number,
     /// Contributions in the window at `time`, oldest first, at most the slot's `max_refs`.
     pub events: Vec<Contribution>,
     /// The latest acceptance among the window's contributions: the event that completed it.
@@ -89,6 +150,12 @@ pub type Events<'scope> = differential_dataflow::VecCollection<'scope, Time, (Ke
 
 /// Keyed `(value, contribution)` pairs (input of [`WindowedDistinctCount`]).
 pub type Values<'scope> = differential_dataflow::VecCollection<'scope, Time, (Key, (String, Contribution)), isize>;
+
+/// Keyed `(number, contribution)` pairs (input of [`WindowedAggregate`]).
+pub type Numbers<'scope> = differential_dataflow::VecCollection<'scope, Time, (Key, (Number, Contribution)), isize>;
+
+/// Keyed `(step, contribution)` pairs (input of [`WindowedSequence`]).
+pub type Steps<'scope> = differential_dataflow::VecCollection<'scope, Time, (Key, (u32, Contribution)), isize>;
 
 /// A stream of crossings, each at its own time.
 pub type Crossings<'scope> = timely::dataflow::StreamVec<'scope, Time, Crossing>;
@@ -102,6 +169,7 @@ pub(crate) mod testkit {
 
     use super::*;
     use crate::window::Item;
+    use crate::{Aggregate, Number, Window};
     use differential_dataflow::input::Input;
     use rand::rngs::SmallRng;
     use rand::seq::SliceRandom;
@@ -146,37 +214,100 @@ pub(crate) mod testkit {
         out
     }
 
+    /// The measure of a window's records, computed the obvious way (no shared code with
+    /// the operators' folds).
+    pub trait Naive: Item {
+        /// `None` for an empty window.
+        fn naive(items: &[&Self], spec: &WindowSpec) -> Option<f64>;
+    }
+
+    impl Naive for Contribution {
+        fn naive(items: &[&Self], _: &WindowSpec) -> Option<f64> {
+            (!items.is_empty()).then_some(items.len() as f64)
+        }
+    }
+
+    impl Naive for (String, Contribution) {
+        fn naive(items: &[&Self], _: &WindowSpec) -> Option<f64> {
+            let distinct: BTreeSet<&str> = items.iter().map(|v| v.0.as_str()).collect();
+            (!distinct.is_empty()).then_some(distinct.len() as f64)
+        }
+    }
+
+    impl Naive for (Number, Contribution) {
+        fn naive(items: &[&Self], spec: &WindowSpec) -> Option<f64> {
+            let mut v: Vec<f64> = items.iter().map(|i| i.0.get()).collect();
+            if v.is_empty() {
+                return None;
+            }
+            v.sort_by(f64::total_cmp);
+            let sum: f64 = v.iter().sum();
+            Some(match spec.aggregate {
+                Aggregate::Sum => sum,
+                Aggregate::Avg => sum / v.len() as f64,
+                Aggregate::Percentile(p) => {
+                    // Nearest rank: the smallest value with at least p% at or below it.
+                    let i = (0..v.len()).find(|&i| (i + 1) * 100 >= usize::from(p) * v.len()).unwrap_or(v.len() - 1);
+                    v[i]
+                }
+            })
+        }
+    }
+
+    impl Naive for (u32, Contribution) {
+        /// By exhaustive search: the longest `k` with distinct records for steps
+        /// `0..k` whose times do not decrease.
+        fn naive(items: &[&Self], _: &WindowSpec) -> Option<f64> {
+            fn extend(items: &[&(u32, Contribution)], used: &mut Vec<u128>, step: u32, after: Time) -> u32 {
+                let mut best = step;
+                for i in items {
+                    if i.0 == step && i.1.time >= after && !used.contains(&i.1.id) {
+                        used.push(i.1.id);
+                        best = best.max(extend(items, used, step + 1, i.1.time));
+                        used.pop();
+                    }
+                }
+                best
+            }
+            (!items.is_empty()).then(|| f64::from(extend(items, &mut Vec::new(), 0, 0)))
+        }
+    }
+
     /// What the crossings must be: the measure at every time, from scratch.
-    pub fn oracle<V: Item>(records: &[((Key, V), Time)], specs: &Specs) -> Vec<Crossing> {
+    pub fn oracle<V: Naive>(records: &[((Key, V), Time)], specs: &Specs) -> Vec<Crossing> {
         let keys: BTreeSet<&Key> = records.iter().map(|((k, _), _)| k).filter(|k| specs.get(k.0 as usize).is_some()).collect();
         let horizon = records.iter().map(|(_, t)| *t).max().unwrap_or(0) + specs.iter().map(|s| s.window_ms).max().unwrap_or(0) + 2;
         let mut out = Vec::new();
         for key in keys {
             let spec = &specs[key.0 as usize];
             let in_window = |end: Time| -> Vec<&V> {
-                records.iter().filter(|((k, _), t)| k == key && *t <= end && t + spec.window_ms >= end).map(|((_, v), _)| v).collect()
+                let inside = |t: Time| match spec.window {
+                    Window::Sliding => t <= end && t + spec.window_ms >= end,
+                    Window::Tumbling => t <= end && t / spec.window_ms == end / spec.window_ms,
+                };
+                records.iter().filter(|((k, _), t)| k == key && inside(*t)).map(|((_, v), _)| v).collect()
             };
-            let measure = |items: &[&V]| -> u64 {
-                let distinct: BTreeSet<&str> = items.iter().filter_map(|v| v.distinct_value()).collect();
-                if distinct.is_empty() { items.len() as u64 } else { distinct.len() as u64 }
-            };
-            let mut before = 0;
+            let met = |m: Option<f64>| m.is_some_and(|m| spec.condition.is_met(Number::new(m).unwrap()));
+            let mut before = false;
             for end in 0..=horizon {
                 let items = in_window(end);
-                let now = measure(&items);
-                if now >= spec.threshold.max(1) && before < spec.threshold.max(1) {
+                let now = V::naive(&items, spec);
+                if met(now) && !before {
                     let contribs: BTreeSet<&Contribution> = items.iter().map(|v| v.contribution()).collect();
                     out.push(Crossing {
                         slot: key.0,
                         key: key.1.clone(),
                         time: end,
-                        window_start: end.saturating_sub(spec.window_ms),
-                        value: now,
+                        window_start: match spec.window {
+                            Window::Sliding => end.saturating_sub(spec.window_ms),
+                            Window::Tumbling => end / spec.window_ms * spec.window_ms,
+                        },
+                        value: Number::new(now.unwrap()).unwrap(),
                         trigger_accepted_ns: contribs.iter().map(|c| c.accepted_ns).max().unwrap(),
                         events: contribs.into_iter().take(spec.max_refs).cloned().collect(),
                     });
                 }
-                before = now;
+                before = met(now);
             }
         }
         out.sort();
@@ -186,8 +317,8 @@ pub(crate) mod testkit {
     /// Two slots with different windows, thresholds and reference limits.
     pub fn specs() -> Specs {
         Arc::new(vec![
-            WindowSpec { window_ms: 10, threshold: 3, max_refs: 2 },
-            WindowSpec { window_ms: 25, threshold: 2, max_refs: 100 },
+            WindowSpec::at_least(10, 3, 2),
+            WindowSpec::at_least(25, 2, 100),
         ])
     }
 
@@ -202,6 +333,22 @@ pub(crate) mod testkit {
                 let value = ["x", "y", "z", "w"][rng.random_range(0..4)].to_string();
                 let c = Contribution { time, id: i as u128, accepted_ns: rng.random_range(0..1_000_000) };
                 (((slot, group), (value, c)), time)
+            })
+            .collect()
+    }
+
+    /// Random numeric records over `slots` slots: few keys, times in `0..span`, values
+    /// from a small set of exactly representable numbers (so sums do not depend on order).
+    pub fn random_numbers(seed: u64, n: usize, span: u64, slots: u32) -> Records<(Number, Contribution)> {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        (0..n)
+            .map(|i| {
+                let slot = rng.random_range(0..slots);
+                let group = vec![["a", "b"][rng.random_range(0..2)].to_string()];
+                let time = rng.random_range(0..span);
+                let value = [-1.0, 0.0, 0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0][rng.random_range(0..9)];
+                let c = Contribution { time, id: i as u128, accepted_ns: rng.random_range(0..1_000_000) };
+                (((slot, group), (Number::new(value).unwrap(), c)), time)
             })
             .collect()
     }

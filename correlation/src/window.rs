@@ -8,7 +8,7 @@
 //! edges included, however the records arrived. `gather` waits for the frontier to pass
 //! `t`, nets the join's updates and builds the [`Crossing`].
 
-use crate::{Contribution, Crossing, Crossings, Key, Specs, Time};
+use crate::{Contribution, Crossing, Crossings, Key, Number, Specs, Time, WindowSpec};
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -21,16 +21,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub(crate) trait Item: ExchangeData {
     /// The event behind the record.
     fn contribution(&self) -> &Contribution;
-    /// The counted value, for distinct counts.
-    fn distinct_value(&self) -> Option<&str>;
+    /// The window's measure from its records (each with its multiplicity, none zero):
+    /// the value a crossing reports. `None` for no records.
+    fn measure(items: &[(&Self, u64)], spec: &WindowSpec) -> Option<Number>;
 }
 
 impl Item for Contribution {
     fn contribution(&self) -> &Contribution {
         self
     }
-    fn distinct_value(&self) -> Option<&str> {
-        None
+    fn measure(items: &[(&Self, u64)], _: &WindowSpec) -> Option<Number> {
+        let n: u64 = items.iter().map(|(_, m)| m).sum();
+        (n > 0).then(|| Number::from(n))
     }
 }
 
@@ -38,13 +40,36 @@ impl Item for (String, Contribution) {
     fn contribution(&self) -> &Contribution {
         &self.1
     }
-    fn distinct_value(&self) -> Option<&str> {
-        Some(&self.0)
+    fn measure(items: &[(&Self, u64)], _: &WindowSpec) -> Option<Number> {
+        let distinct: BTreeSet<&str> = items.iter().map(|(v, _)| v.0.as_str()).collect();
+        (!distinct.is_empty()).then(|| Number::from(distinct.len() as u64))
     }
 }
 
-/// Each record at `t` stays in its slot's window until `t + w` inclusive: it is retracted at
-/// `t + w + 1`. Records of slots without a spec are dropped here.
+impl Item for (u32, Contribution) {
+    fn contribution(&self) -> &Contribution {
+        &self.1
+    }
+    fn measure(items: &[(&Self, u64)], _: &WindowSpec) -> Option<Number> {
+        let records = items.iter().map(|(v, _)| (v.1.time, v.1.clone(), v.0)).collect();
+        crate::sequence::progress(&records).map(Number::from)
+    }
+}
+
+impl Item for (Number, Contribution) {
+    fn contribution(&self) -> &Contribution {
+        &self.1
+    }
+    fn measure(items: &[(&Self, u64)], spec: &WindowSpec) -> Option<Number> {
+        let mut values: Vec<(Number, u64)> = items.iter().map(|(v, m)| (v.0, *m)).collect();
+        values.sort_unstable();
+        spec.aggregate.fold(&values)
+    }
+}
+
+/// Each record at `t` stays in its slot's window until [`WindowSpec::leaves`]: `t + w + 1`
+/// for sliding windows, the next bucket's start for tumbling ones. Records of slots without
+/// a spec are dropped here.
 ///
 /// The retraction keeps the record's message capability: a differential update may sit at
 /// any time at or after its capability, so no capability juggling is needed.
@@ -55,8 +80,7 @@ pub(crate) fn slide<'s, V: ExchangeData>(input: VecCollection<'s, Time, (Key, V)
         .flat_map(move |((k, v), t, r)| {
             let spec = specs.get(k.0 as usize);
             spec.map(|s| {
-                let end = t.saturating_add(s.window_ms).saturating_add(1);
-                [((k.clone(), v.clone()), t, r), ((k, v), end, -r)]
+                [((k.clone(), v.clone()), t, r), ((k, v), s.leaves(t), -r)]
             })
             .into_iter()
             .flatten()
@@ -64,21 +88,23 @@ pub(crate) fn slide<'s, V: ExchangeData>(input: VecCollection<'s, Time, (Key, V)
         .as_collection()
 }
 
-/// Crossings of `measure` (a per-key count, one value per key and time as `count_total`
-/// produces) over the threshold, with the windowed records that make them up.
+/// Crossings of `measure` (one value per key and time, and none for a key whose window is
+/// empty, as `count_total` and `reduce` produce) into its slot's condition, with the
+/// windowed records that make them up.
+///
+/// The keys meeting their condition form a set; its positive changes are the crossings.
+/// That covers falling conditions too: `lt: 3` enters the set when a retraction takes the
+/// count from 3 to 2, and a key whose window empties leaves the set without a crossing.
 pub(crate) fn crossings<'s, V: Item>(
     name: &str,
     windowed: VecCollection<'s, Time, (Key, V), isize>,
-    measure: VecCollection<'s, Time, (Key, isize), isize>,
+    measure: VecCollection<'s, Time, (Key, Number), isize>,
     specs: &Specs,
 ) -> Crossings<'s> {
     let s = specs.clone();
     let pulses = measure
-        .flat_map(move |(k, c)| {
-            let n = s.get(k.0 as usize).map_or(u64::MAX, |spec| spec.threshold.max(1));
-            (u64::try_from(c).unwrap_or(0) >= n).then_some(k)
-        })
-        .arrange_by_self_named(&format!("{name}: Arrange above"))
+        .flat_map(move |(k, v)| s.get(k.0 as usize).is_some_and(|spec| spec.condition.is_met(v)).then_some(k))
+        .arrange_by_self_named(&format!("{name}: Arrange met"))
         .as_collection(|k, &()| k.clone())
         .inner
         .flat_map(|(k, t, d)| {
@@ -135,18 +161,14 @@ fn gather<'s, V: Item>(name: &str, joined: Joined<'s, V>, specs: &Specs) -> Cros
 fn build<V: Item>(time: Time, (slot, key): Key, items: &BTreeMap<V, isize>, specs: &Specs) -> Option<Crossing> {
     let spec = specs.get(slot as usize)?;
     let present: Vec<(&V, u64)> = items.iter().filter(|(_, r)| **r > 0).map(|(v, r)| (v, r.unsigned_abs() as u64)).collect();
-    if present.is_empty() {
-        return None;
-    }
-    let distinct: BTreeSet<&str> = present.iter().filter_map(|(v, _)| v.distinct_value()).collect();
-    let value = if distinct.is_empty() { present.iter().map(|(_, r)| r).sum() } else { distinct.len() as u64 };
+    let value = V::measure(&present, spec)?;
     let contributions: BTreeSet<&Contribution> = present.iter().map(|(v, _)| v.contribution()).collect();
     let trigger_accepted_ns = contributions.iter().map(|c| c.accepted_ns).max().unwrap_or(0);
     Some(Crossing {
         slot,
         key,
         time,
-        window_start: time.saturating_sub(spec.window_ms),
+        window_start: spec.start(time),
         value,
         events: contributions.into_iter().take(spec.max_refs).cloned().collect(),
         trigger_accepted_ns,

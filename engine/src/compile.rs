@@ -1,10 +1,11 @@
 //! Rule set → [`Plan`]: the one place that reads `rampart-rules` types, and the public
 //! entry points that take a rule set.
 
-use crate::plan::{KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
+use crate::plan::{Feed, KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
-use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, ThresholdOp};
+use rampart_correlation::{Aggregate, Cmp, Condition, Window};
+use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, ThresholdOp, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,29 +29,74 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The smallest value meeting a threshold: crossings are "from below n to at least n".
-fn min_value(t: &Threshold) -> u64 {
-    match t.op {
-        ThresholdOp::Gte => t.value,
-        ThresholdOp::Gt => t.value.saturating_add(1),
+/// The rules' threshold as the operators' condition.
+fn condition(t: &Threshold) -> Condition {
+    Condition(
+        t.ops
+            .iter()
+            .map(|&(op, b)| {
+                let op = match op {
+                    ThresholdOp::Gt => Cmp::Gt,
+                    ThresholdOp::Gte => Cmp::Gte,
+                    ThresholdOp::Lt => Cmp::Lt,
+                    ThresholdOp::Lte => Cmp::Lte,
+                    ThresholdOp::Eq => Cmp::Eq,
+                    ThresholdOp::Neq => Cmp::Neq,
+                };
+                (op, b)
+            })
+            .collect(),
+    )
+}
+
+/// Each correlation's level in its chain: 0 when it references only detections, else one
+/// more than the highest correlation it references. Fails on a cycle (which loading refuses).
+fn levels(rules: &RuleSet) -> Result<Vec<u32>, EngineError> {
+    let n = rules.rules.len();
+    let mut level = vec![0u32; n];
+    // Longest paths by relaxation; more than n rounds of change means a cycle.
+    for _ in 0..=n {
+        let mut changed = false;
+        for (i, rule) in rules.rules.iter().enumerate() {
+            let RuleKind::Correlation(c) = &rule.kind else { continue };
+            for &d in &c.rules {
+                if matches!(rules.rules.get(d).map(|r| &r.kind), Some(RuleKind::Correlation(_))) && level[i] <= level[d] {
+                    level[i] = level[d] + 1;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return Ok(level);
+        }
     }
+    Err(EngineError::Rule { rule: String::new(), reason: "correlations reference each other in a cycle".into() })
 }
 
 /// Builds the plan. Matching and rendering call back into the shared rule set, so nothing
 /// of a rule is copied but its plain fields.
 pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, EngineError> {
     let n = rules.rules.len();
-    let mut feeds: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut feeds: Vec<Vec<Feed>> = vec![Vec::new(); n];
     for (i, rule) in rules.rules.iter().enumerate() {
         if let RuleKind::Correlation(c) = &rule.kind {
-            for &d in &c.rules {
+            for (step, &d) in c.rules.iter().enumerate() {
                 match rules.rules.get(d) {
-                    Some(r) if matches!(r.kind, RuleKind::Detection(_)) => feeds[d].push(i as u32),
-                    _ => return Err(EngineError::Rule { rule: rule.id.clone(), reason: format!("references rule #{d}, which is not a detection") }),
+                    Some(r) if d != i => {
+                        // With aliases, the entry whose reference (name or id) is this rule.
+                        let group_by = c
+                            .group_by_per_rule
+                            .iter()
+                            .find(|(reference, _)| *reference == r.id || r.name.as_deref() == Some(reference.as_str()))
+                            .map(|(_, fields)| fields.clone());
+                        feeds[d].push(Feed { slot: i as u32, step: step as u32, group_by });
+                    }
+                    _ => return Err(EngineError::Rule { rule: rule.id.clone(), reason: format!("references rule #{d}, which does not exist") }),
                 }
             }
         }
     }
+    let levels = levels(rules)?;
     let mut plans = Vec::with_capacity(n);
     for (i, rule) in rules.rules.iter().enumerate() {
         let rs = rules.clone();
@@ -65,8 +111,28 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                 let measure = match &c.kind {
                     CorrelationType::EventCount => Measure::Events,
                     CorrelationType::ValueCount { field } => Measure::Distinct(field.clone()),
+                    CorrelationType::ValueSum { field } => Measure::Numeric(field.clone(), Aggregate::Sum),
+                    CorrelationType::ValueAvg { field } => Measure::Numeric(field.clone(), Aggregate::Avg),
+                    CorrelationType::Temporal => Measure::Rules,
+                    CorrelationType::TemporalOrdered => Measure::Sequence,
+                    CorrelationType::Absence => Measure::Absence,
+                    CorrelationType::ValueMedian { field } => Measure::Numeric(field.clone(), Aggregate::Percentile(50)),
+                    CorrelationType::ValuePercentile { field, percentile } => Measure::Numeric(field.clone(), Aggregate::Percentile(*percentile)),
                 };
-                KindPlan::Correlation { measure, group_by: c.group_by.clone(), window_ms: ms(c.timespan), threshold: min_value(&c.threshold) }
+                KindPlan::Correlation {
+                    type_name: c.kind.name(),
+                    generate: rule.generate,
+                    feeds: std::mem::take(&mut feeds[i]),
+                    level: levels[i],
+                    measure,
+                    group_by: c.group_by.clone(),
+                    window: match c.window {
+                        WindowKind::Sliding => Window::Sliding,
+                        WindowKind::Tumbling => Window::Tumbling,
+                    },
+                    window_ms: ms(c.timespan),
+                    condition: condition(&c.threshold),
+                }
             }
         };
         plans.push(RulePlan {
@@ -145,11 +211,11 @@ summary: 'root from {{ details.src }} ({{ rule.id }})'
         assert_eq!(plan.rules.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["fail", "brute", "spray", "rootact"]);
         assert_eq!(plan.detections, vec![0, 3]);
         match &plan.rules[0].kind {
-            KindPlan::Detection { feeds, .. } => assert_eq!(feeds, &vec![1, 2]),
+            KindPlan::Detection { feeds, .. } => assert_eq!(feeds, &vec![Feed::to(1, 0), Feed::to(2, 0)]),
             KindPlan::Correlation { .. } => panic!("rule 0 is a detection"),
         }
-        assert_eq!((plan.specs[1].window_ms, plan.specs[1].threshold, plan.specs[1].max_refs), (10_000, 3, 7));
-        assert_eq!(plan.specs[2].threshold, 2, "`gt: 1` fires at 2");
+        assert_eq!((plan.specs[1].window_ms, &plan.specs[1].condition, plan.specs[1].max_refs), (10_000, &Condition(vec![(Cmp::Gte, 3.0)]), 7));
+        assert_eq!(plan.specs[2].condition, Condition(vec![(Cmp::Gt, 1.0)]));
         assert_eq!(plan.durations[1], 60_000);
         assert_eq!(plan.durations[2], 0);
     }
@@ -182,5 +248,41 @@ summary: 'root from {{ details.src }} ({{ rule.id }})'
         let mut reversed = events.clone();
         reversed.reverse();
         assert_eq!(replay(rules(), cfg(4, 60_000), reversed).unwrap(), alerts);
+    }
+
+    #[test]
+    fn aliases_give_each_feed_its_own_group_fields_and_steps_follow_rules_order() {
+        let text = "title: A\nname: a\ndetection:\n  s:\n    k: a\n  condition: s\n---\ntitle: B\nid: b-id\ndetection:\n  s:\n    k: b\n  condition: s\n---\n\
+title: C\nid: c\ncorrelation:\n  type: temporal_ordered\n  rules: [b-id, a]\n  group-by: [ip, user]\n  timespan: 1m\n  aliases:\n    ip:\n      a: src\n      b-id: dst\n";
+        let rules = Arc::new(rampart_rules::load_str("t.yml", text).unwrap_or_else(|d| panic!("{d}")));
+        let plan = compile(&rules, 10).unwrap();
+        let feeds = |i: usize| match &plan.rules[i].kind {
+            KindPlan::Detection { feeds, .. } => feeds.clone(),
+            KindPlan::Correlation { .. } => panic!("rule {i} is a correlation"),
+        };
+        let path = |v: &[&str]| Some(v.iter().map(|f| rampart_core::FieldPath::new(f)).collect::<Vec<_>>());
+        assert_eq!(feeds(0), vec![Feed { slot: 2, step: 1, group_by: path(&["src", "user"]) }]);
+        assert_eq!(feeds(1), vec![Feed { slot: 2, step: 0, group_by: path(&["dst", "user"]) }]);
+        assert_eq!(plan.rules[2].kind.name(), "temporal_ordered");
+        assert_eq!(plan.specs[2].condition, Condition(vec![(Cmp::Gte, 2.0)]), "all rules by default");
+    }
+
+    #[test]
+    fn chained_correlations_get_levels_and_only_the_outer_ones_alert() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/cases/chained/rules.yml");
+        let rules = Arc::new(rampart_rules::load_paths(&[path]).unwrap_or_else(|d| panic!("{d}")));
+        let plan = compile(&rules, 10).unwrap();
+        let brief: Vec<_> = plan
+            .rules
+            .iter()
+            .filter_map(|r| match &r.kind {
+                KindPlan::Correlation { level, generate, feeds, .. } => Some((*level, *generate, feeds.iter().map(|f| (f.slot, f.step)).collect::<Vec<_>>())),
+                KindPlan::Detection { .. } => None,
+            })
+            .collect();
+        // brute_force (level 0, silent) feeds the value_count (step 0) and the
+        // temporal_ordered (step 0), both level 1.
+        assert_eq!(brief, vec![(0, false, vec![(3, 0), (4, 0)]), (1, true, vec![]), (1, true, vec![])]);
+        assert_eq!(plan.levels, 2);
     }
 }

@@ -4,18 +4,27 @@
 //! input (Arc<Event> at the watermark)
 //!   └─ Match ─┬─ detection candidates ───────────────────────────────┐
 //!             ├─ (slot, group) → event  ── WindowedCount ─────────────┤ Crossing → candidate
-//!             └─ (slot, group) → value  ── WindowedDistinctCount ─────┤
+//!             ├─ (slot, group) → value  ── WindowedDistinctCount ─────┤
+//!             ├─ (slot, group) → number ── WindowedAggregate ─────────┤
+//!             ├─ (slot, group) → step   ── WindowedSequence ──────────┤
+//!             └─ (slot, group) → step   ── Absence ───────────────────┤
 //!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
 //! ```
 //!
 //! One chain per correlation *type*, keyed by `(slot, group)`: thousands of rules share the
-//! same handful of operators. Records live at their event time (a differential update may
+//! same handful of operators. The four numeric types (`value_sum`, `value_avg`,
+//! `value_percentile`, `value_median`) share one chain: the slot's spec says how to fold.
+//! `temporal` is a distinct count of the referenced rules that matched (the rule's position
+//! is the value); `temporal_ordered` follows the rules' order in `WindowedSequence`. Records live at their event time (a differential update may
 //! sit at or after its message's capability, which is the watermark the event entered at).
 
-use crate::plan::{group_key, text, KindPlan, Measure, Plan};
+use crate::plan::{group_key, text, Feed, KindPlan, Measure, Plan};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
-use rampart_correlation::{Candidate, Candidates, Contribution, Crossing, Key, Suppress, WindowedCount, WindowedDistinctCount};
+use rampart_correlation::{
+    Absence, Candidate, Candidates, Contribution, Crossing, Crossings, Key, Number, Slot, Specs, Suppress, WindowedAggregate, WindowedCount, WindowedDistinctCount,
+    WindowedSequence,
+};
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -46,7 +55,7 @@ pub(crate) enum Payload {
     /// A detection match; the summary is rendered at match time, while the event is at hand.
     Detection { event: u128, summary: String, accepted_ns: u64 },
     /// A correlation crossing; rendered at emission from the group and the aggregate.
-    Correlation { window_start: u64, value: u64, events: Vec<Contribution>, trigger_accepted_ns: u64 },
+    Correlation { window_start: u64, value: Number, events: Vec<Contribution>, trigger_accepted_ns: u64 },
 }
 
 /// What Match routes an event to.
@@ -55,6 +64,72 @@ enum Routed {
     Alert(Candidate<Payload>),
     Count((Key, Contribution)),
     Distinct((Key, (String, Contribution))),
+    Numeric((Key, (Number, Contribution))),
+    Step((Key, (u32, Contribution))),
+    Absent((Key, (u32, Contribution))),
+}
+
+impl Routed {
+    /// The correlation a record is for.
+    fn slot(&self) -> Option<Slot> {
+        match self {
+            Routed::Alert(_) => None,
+            Routed::Count((k, _)) => Some(k.0),
+            Routed::Distinct((k, _)) => Some(k.0),
+            Routed::Numeric((k, _)) => Some(k.0),
+            Routed::Step((k, _)) => Some(k.0),
+            Routed::Absent((k, _)) => Some(k.0),
+        }
+    }
+}
+
+/// Routed records with their times and diffs.
+type RoutedStream<'s> = timely::dataflow::StreamVec<'s, u64, (Routed, u64, isize)>;
+
+/// The four correlation chains of one level. Level 0's operators carry the plain names;
+/// higher levels append `[level]`.
+fn correlate<'s>(routed: RoutedStream<'s>, specs: &Specs, level: u32) -> Crossings<'s> {
+    let name = |n: &str| if level == 0 { n.to_string() } else { format!("{n}[{level}]") };
+    let counted = routed
+        .clone()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Count(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_count_core(&name("WindowedCount"), specs);
+    let distinct = routed
+        .clone()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Distinct(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_distinct_count_core(&name("WindowedDistinctCount"), specs);
+    let aggregated = routed
+        .clone()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Numeric(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_aggregate_core(&name("WindowedAggregate"), specs);
+    let sequenced = routed
+        .clone()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Step(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .windowed_sequence_core(&name("WindowedSequence"), specs);
+    let absent = routed
+        .flat_map(|(r, t, d)| match r {
+            Routed::Absent(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .absence_core(&name("Absence"), specs);
+    counted.concat(distinct).concat(aggregated).concat(sequenced).concat(absent)
 }
 
 /// Builds the dataflow in `scope` and returns its input.
@@ -92,27 +167,42 @@ pub(crate) fn build(
         Routed::Alert(c) => Some(c),
         _ => None,
     });
-    let counted = routed
-        .clone()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Count(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .windowed_count(&plan.specs);
-    let distinct = routed
-        .flat_map(|(r, t, d)| match r {
-            Routed::Distinct(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .windowed_distinct_count(&plan.specs);
-    let correlated = counted.concat(distinct).map(|c: Crossing| Candidate {
-        time: c.time,
-        slot: c.slot,
-        key: c.key,
-        payload: Payload::Correlation { window_start: c.window_start, value: c.value, events: c.events, trigger_accepted_ns: c.trigger_accepted_ns },
-    });
+    // One set of chains per level of chained correlations: level 0 reads events, level
+    // `l` also reads the crossings of the levels below that its correlations reference.
+    let mut levels: Vec<Crossings<'_>> = Vec::new();
+    for level in 0..plan.levels {
+        let p = plan.clone();
+        let mut input = routed.clone().flat_map(move |(r, t, d)| (r.slot().is_some_and(|s| p.level(s) == level)).then_some((r, t, d)));
+        for below in &levels {
+            let p = plan.clone();
+            let chained = below.clone().flat_map(move |c| {
+                let mut out = Vec::new();
+                chain(&p, &c, &mut |r| {
+                    if r.slot().is_some_and(|s| p.level(s) == level) {
+                        out.push((r, c.time, 1));
+                    }
+                });
+                out
+            });
+            input = input.concat(chained);
+        }
+        levels.push(correlate(input, &plan.specs, level));
+    }
+    let p = plan.clone();
+    let mut correlated: Candidates<'_, Payload> = routed.clone().flat_map(|_| None);
+    for crossings in levels {
+        let p = p.clone();
+        // Inner links of a chain alert only with `generate: true`.
+        let alerts = crossings.flat_map(move |c: Crossing| {
+            matches!(p.rules.get(c.slot as usize).map(|r| &r.kind), Some(KindPlan::Correlation { generate: true, .. })).then(|| Candidate {
+                time: c.time,
+                slot: c.slot,
+                key: c.key,
+                payload: Payload::Correlation { window_start: c.window_start, value: c.value, events: c.events, trigger_accepted_ns: c.trigger_accepted_ns },
+            })
+        });
+        correlated = correlated.concat(alerts);
+    }
 
     let (m, c) = (metrics.clone(), counters.clone());
     let (p, m2, c2) = (plan.clone(), metrics.clone(), counters.clone());
@@ -159,19 +249,76 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
                 payload: Payload::Detection { event: event.id.0, summary, accepted_ns: event.accepted_ns },
             }));
         }
-        for &slot in feeds {
-            let KindPlan::Correlation { measure, group_by, .. } = &plan.rules[slot as usize].kind else { continue };
-            let key = (slot, group_key(event, group_by));
-            match measure {
-                Measure::Events => give(Routed::Count((key, contribution()))),
-                Measure::Distinct(field) => {
-                    // An event without the counted field has no value to count.
-                    if let Some(v) = event.get(field) {
-                        give(Routed::Distinct((key, (text(v), contribution()))));
-                    }
-                }
+        for feed in feeds {
+            feed_record(plan, Some(metrics), feed, &|f| event.get(f).cloned(), contribution(), give);
+        }
+    }
+}
+
+/// The record a correlation `feed` gets from one event (or one alert of a chained
+/// correlation), whose fields `get` reads.
+fn feed_record(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn(&FieldPath) -> Option<Value>, contribution: Contribution, give: &mut dyn FnMut(Routed)) {
+    let KindPlan::Correlation { measure, group_by, .. } = &plan.rules[feed.slot as usize].kind else { return };
+    let fields = feed.group_by.as_deref().unwrap_or(group_by);
+    let key = (feed.slot, fields.iter().map(|p| get(p).map_or_else(|| "null".to_string(), |v| v.to_string())).collect());
+    match measure {
+        Measure::Events => give(Routed::Count((key, contribution))),
+        Measure::Distinct(field) => {
+            // An event without the counted field has no value to count.
+            if let Some(v) = get(field) {
+                give(Routed::Distinct((key, (text(&v), contribution))));
             }
         }
+        Measure::Rules => give(Routed::Distinct((key, (feed.step.to_string(), contribution)))),
+        Measure::Sequence => give(Routed::Step((key, (feed.step, contribution)))),
+        Measure::Absence => give(Routed::Absent((key, (feed.step, contribution)))),
+        Measure::Numeric(field, _) => match get(field).as_ref().and_then(number) {
+            Some(n) => give(Routed::Numeric((key, (n, contribution)))),
+            // Absent, non-numeric or non-finite: not part of the aggregate, counted.
+            None => {
+                if let Some(m) = metrics {
+                    m.add(Counter::CorrelationValuesIgnored, 1);
+                }
+            }
+        },
+    }
+}
+
+/// What a correlation's crossing feeds the correlations that reference it: the crossing
+/// stands for one event at its time, with the alert's id, whose fields are the alert's
+/// group (and `value`, the measure).
+fn chain(plan: &Plan, c: &Crossing, give: &mut dyn FnMut(Routed)) {
+    let Some(rule) = plan.rules.get(c.slot as usize) else { return };
+    let KindPlan::Correlation { feeds, group_by, .. } = &rule.kind else { return };
+    let group = group_map(group_by, &c.key);
+    let id = Alert::make_id(&rule.id, &group, EventTime(c.time));
+    let contribution = Contribution { time: c.time, id: u128::from_str_radix(&id, 16).unwrap_or(0), accepted_ns: c.trigger_accepted_ns };
+    let get = |f: &FieldPath| match f.as_str() {
+        "value" => serde_json::Number::from_f64(c.value.get()).map(Value::Number),
+        name => group.get(name).cloned(),
+    };
+    for feed in feeds {
+        // The ignored-values counter is about events; an alert's group lacking a number is
+        // the rule's shape, not bad input.
+        feed_record(plan, None, feed, &get, contribution.clone(), give);
+    }
+}
+
+/// An alert's group: each group-by field (as written) with its value from the key.
+fn group_map(group_by: &[FieldPath], key: &[String]) -> Map<String, Value> {
+    let mut group = Map::new();
+    for (field, json) in group_by.iter().zip(key) {
+        group.insert(field.as_str().to_string(), serde_json::from_str(json).unwrap_or(Value::Null));
+    }
+    group
+}
+
+/// A field value as a number: JSON numbers, and strings holding one (`"42"`, `" 2.5 "`).
+fn number(v: &Value) -> Option<Number> {
+    match v {
+        Value::Number(n) => n.as_f64().and_then(Number::new),
+        Value::String(s) => Number::parse(s),
+        _ => None,
     }
 }
 
@@ -180,13 +327,10 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
 fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
     let rule = &plan.rules[cand.slot as usize];
     let time = EventTime(cand.time);
-    let mut group = Map::new();
     let group_by = match &rule.kind {
         KindPlan::Correlation { group_by, .. } | KindPlan::Detection { group_by, .. } => group_by,
     };
-    for (field, json) in group_by.iter().zip(&cand.key) {
-        group.insert(field.as_str().to_string(), serde_json::from_str(json).unwrap_or(Value::Null));
-    }
+    let group = group_map(group_by, &cand.key);
     let rule_ref = AlertRule { id: rule.id.clone(), title: rule.title.clone(), level: rule.level.clone(), kind: rule.kind.name().to_string() };
     let (id, summary, window, value, events, accepted_ns) = match &cand.payload {
         Payload::Detection { event, summary, accepted_ns } => (
@@ -194,7 +338,7 @@ fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
             Alert::make_id(&format!("{}/{}", rule.id, EventId(*event)), &group, time),
             summary.clone(),
             AlertWindow { start: time, end: time },
-            1,
+            1.0,
             vec![EventRef { id: EventId(*event), utctimestamp: time }],
             *accepted_ns,
         ),
@@ -210,7 +354,7 @@ fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
             };
             let summary = (rule.summary)(&lookup);
             let refs = events.iter().map(|c| EventRef { id: EventId(c.id), utctimestamp: EventTime(c.time) }).collect();
-            (Alert::make_id(&rule.id, &group, time), summary, window, *value, refs, *trigger_accepted_ns)
+            (Alert::make_id(&rule.id, &group, time), summary, window, value.get(), refs, *trigger_accepted_ns)
         }
     };
     let alert = Alert {

@@ -7,7 +7,7 @@
 //! hand-made rules.
 
 use rampart_core::{Event, FieldPath};
-use rampart_correlation::{Durations, Specs, WindowSpec};
+use rampart_correlation::{Aggregate, Condition, Durations, Specs, Window, WindowSpec};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -36,18 +36,50 @@ pub(crate) enum KindPlan {
         matcher: Matcher,
         /// Whether a match is an alert of its own (besides feeding correlations).
         generate: bool,
-        /// Correlation rules (indices) that reference this detection.
-        feeds: Vec<u32>,
+        /// Correlation rules that reference this detection.
+        feeds: Vec<Feed>,
         /// Rampart's top-level `group-by`: the alert's group (and so `suppress`'s key).
         group_by: Vec<FieldPath>,
     },
     Correlation {
+        /// The rule's `type` as written (`event_count`, `value_median`, …).
+        type_name: &'static str,
+        /// Whether a crossing is an alert (false for an inner link of a chain).
+        generate: bool,
+        /// Correlations that reference this one (chains): its crossings feed them.
+        feeds: Vec<Feed>,
+        /// Its level in a chain: 0 over detections only, else one more than the highest
+        /// correlation it references. Each level has its own operator chains.
+        level: u32,
         measure: Measure,
         group_by: Vec<FieldPath>,
+        /// Sliding or tumbling.
+        window: Window,
         window_ms: u64,
-        /// Fires at `value >= threshold`.
-        threshold: u64,
+        /// When a non-empty window's measure fires.
+        condition: Condition,
     },
+}
+
+/// A detection's link to a correlation that references it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Feed {
+    /// The referencing correlation's index.
+    pub slot: u32,
+    /// The referenced rule's position in the correlation's `rules` (its step, for temporal
+    /// types).
+    pub step: u32,
+    /// The fields the referenced rule's events (or alert groups) are grouped by when they
+    /// differ from the correlation's `group-by` (`aliases`).
+    pub group_by: Option<Vec<FieldPath>>,
+}
+
+impl Feed {
+    /// A feed grouped by the correlation's own `group-by`.
+    #[cfg(test)]
+    pub fn to(slot: u32, step: u32) -> Feed {
+        Feed { slot, step, group_by: None }
+    }
 }
 
 pub(crate) enum Measure {
@@ -55,6 +87,14 @@ pub(crate) enum Measure {
     Events,
     /// `value_count` of this field.
     Distinct(FieldPath),
+    /// `value_sum`, `value_avg`, `value_percentile`, `value_median` of this field.
+    Numeric(FieldPath, Aggregate),
+    /// `temporal`: distinct referenced rules.
+    Rules,
+    /// `temporal_ordered`: ordered progress through the referenced rules.
+    Sequence,
+    /// `absence`: the first rule not followed by the second.
+    Absence,
 }
 
 impl KindPlan {
@@ -62,8 +102,7 @@ impl KindPlan {
     pub fn name(&self) -> &'static str {
         match self {
             KindPlan::Detection { .. } => "detection",
-            KindPlan::Correlation { measure: Measure::Events, .. } => "event_count",
-            KindPlan::Correlation { measure: Measure::Distinct(_), .. } => "value_count",
+            KindPlan::Correlation { type_name, .. } => type_name,
         }
     }
 }
@@ -75,6 +114,8 @@ pub(crate) struct Plan {
     pub detections: Vec<u32>,
     pub specs: Specs,
     pub durations: Durations,
+    /// Levels of chained correlations (1 without chains; 0 without correlations).
+    pub levels: u32,
 }
 
 impl Plan {
@@ -84,13 +125,40 @@ impl Plan {
         let specs = rules
             .iter()
             .map(|r| match &r.kind {
-                KindPlan::Correlation { window_ms, threshold, .. } => WindowSpec { window_ms: *window_ms, threshold: *threshold, max_refs },
+                KindPlan::Correlation { window, window_ms, condition, measure, .. } => WindowSpec {
+                    window: *window,
+                    window_ms: *window_ms,
+                    condition: condition.clone(),
+                    aggregate: match measure {
+                        Measure::Numeric(_, a) => *a,
+                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence | Measure::Absence => Aggregate::Sum,
+                    },
+                    max_refs,
+                },
                 // Never fed: detections have no window.
-                KindPlan::Detection { .. } => WindowSpec { window_ms: 0, threshold: u64::MAX, max_refs: 0 },
+                KindPlan::Detection { .. } => WindowSpec { window: Window::Sliding, window_ms: 0, condition: Condition::default(), aggregate: Aggregate::Sum, max_refs: 0 },
             })
             .collect();
         let durations = rules.iter().map(|r| r.suppress_ms).collect();
-        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations) }
+        let levels = rules
+            .iter()
+            .filter_map(|r| match &r.kind {
+                KindPlan::Correlation { level, .. } => Some(level + 1),
+                KindPlan::Detection { .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations), levels }
+    }
+}
+
+impl Plan {
+    /// A correlation's level in its chain (0 for anything else).
+    pub fn level(&self, slot: u32) -> u32 {
+        match self.rules.get(slot as usize).map(|r| &r.kind) {
+            Some(KindPlan::Correlation { level, .. }) => *level,
+            _ => 0,
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::plan::{KindPlan, Measure, RulePlan};
+use rampart_correlation::{Aggregate, Cmp, Condition};
 use rampart_core::{EventId, EventRef, EventTime, FieldPath};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -42,13 +43,37 @@ fn rule(id: &str, summary: &'static str, suppress_ms: u64, kind: KindPlan) -> Ru
 
 /// A detection of `details.result == value`.
 fn detection(id: &str, value: &'static str, generate: bool, feeds: Vec<u32>) -> RulePlan {
+    let feeds = feeds.into_iter().map(|slot| plan::Feed::to(slot, 0)).collect();
     let path = FieldPath::new("details.result");
     let matcher: plan::Matcher = Box::new(move |e: &Event| e.get(&path) == Some(&json!(value)));
     rule(id, "{{ rule.title }}: {{ details.user }} from {{ details.src }}", 0, KindPlan::Detection { matcher, generate, feeds, group_by: Vec::new() })
 }
 
 fn correlation(id: &str, measure: Measure, window_ms: u64, threshold: u64, suppress_ms: u64) -> RulePlan {
-    let kind = KindPlan::Correlation { measure, group_by: vec![FieldPath::new("details.src")], window_ms, threshold };
+    correlation_when(id, measure, window_ms, Condition::at_least(threshold), suppress_ms)
+}
+
+fn correlation_when(id: &str, measure: Measure, window_ms: u64, condition: Condition, suppress_ms: u64) -> RulePlan {
+    let type_name = match &measure {
+        Measure::Events => "event_count",
+        Measure::Distinct(_) => "value_count",
+        Measure::Numeric(..) => "value_sum",
+        Measure::Rules => "temporal",
+        Measure::Sequence => "temporal_ordered",
+        Measure::Absence => "absence",
+    };
+    let kind =
+        KindPlan::Correlation {
+        type_name,
+        generate: true,
+        feeds: Vec::new(),
+        level: 0,
+        measure,
+        group_by: vec![FieldPath::new("details.src")],
+        window: rampart_correlation::Window::Sliding,
+        window_ms,
+        condition,
+    };
     rule(id, "{{ rule.id }} {{ details.src }} {{ value }} [{{ window.start }}]", suppress_ms, kind)
 }
 
@@ -95,7 +120,7 @@ fn correlations_fire_with_group_window_refs_and_summary() {
     let brief: Vec<_> = alerts.iter().map(|a| (a.rule.id.as_str(), a.utctimestamp.0, a.value)).collect();
     // At 4 s: the third failure from .1 (brute) and its second distinct user (spray); both
     // at the same time, ordered by rule.
-    assert_eq!(brief, vec![("brute", 4_000, 3), ("spray", 4_000, 2)]);
+    assert_eq!(brief, vec![("brute", 4_000, 3.0), ("spray", 4_000, 2.0)]);
     let brute = &alerts[0];
     assert_eq!(brute.group, group("10.0.0.1"));
     assert_eq!(brute.rule.kind, "event_count");
@@ -112,7 +137,7 @@ fn detections_alert_with_the_summary_rendered_from_the_event() {
     let alerts = replay_plan(plan(), cfg(1, 0), events).unwrap();
     assert_eq!(alerts.len(), 2);
     assert_eq!(alerts[0].summary, "root title: root from 10.9.9.9");
-    assert_eq!((alerts[0].rule.kind.as_str(), alerts[0].value, alerts[0].window.start.0, alerts[0].window.end.0), ("detection", 1, 500, 500));
+    assert_eq!((alerts[0].rule.kind.as_str(), alerts[0].value, alerts[0].window.start.0, alerts[0].window.end.0), ("detection", 1.0, 500, 500));
     assert_eq!(alerts[0].events, vec![EventRef { id: EventId(7), utctimestamp: EventTime(500) }]);
     assert!(alerts[0].group.is_empty());
     assert_ne!(alerts[0].id, alerts[1].id, "two matches in one millisecond keep distinct ids");
@@ -166,7 +191,7 @@ fn late_events_are_counted_not_correlated() {
     assert!(alerts.is_empty(), "{alerts:?}");
     // Control: the same event inside the lateness completes the window.
     let alerts = replay_plan(plan(), cfg(2, 5_000), vec![event(1, 100_000, "fail", "a", "u"), event(2, 98_000, "fail", "a", "u"), event(3, 100_500, "fail", "a", "u")]).unwrap();
-    assert_eq!(alerts.iter().map(|a| (a.rule.id.as_str(), a.value)).collect::<Vec<_>>(), vec![("brute", 3)]);
+    assert_eq!(alerts.iter().map(|a| (a.rule.id.as_str(), a.value)).collect::<Vec<_>>(), vec![("brute", 3.0)]);
 }
 
 #[test]
@@ -244,6 +269,102 @@ fn send_waits_while_the_worker_is_full() {
     futures::executor::block_on(pending).unwrap();
     engine.shutdown().unwrap();
     assert_eq!(collector.join().unwrap().iter().map(|a| a.events[0].id.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+}
+
+/// A failure carrying `details.bytes`.
+fn sized(id: u128, ms: u64, src: &str, bytes: Value) -> Event {
+    let mut e = event(id, ms, "fail", src, "u");
+    if let Some(Value::Object(d)) = e.doc.get_mut("details") {
+        d.insert("bytes".into(), bytes);
+    }
+    e
+}
+
+/// 0 detects failures feeding 1 (sum of bytes per source over 10 s reaches 100) and 2
+/// (mean bytes per source over 10 s falls under 10).
+fn numeric_plan() -> Plan {
+    let bytes = FieldPath::new("details.bytes");
+    Plan::new(
+        vec![
+            detection("fail", "fail", false, vec![1, 2]),
+            correlation_when("sum", Measure::Numeric(bytes.clone(), Aggregate::Sum), 10_000, Condition(vec![(Cmp::Gte, 100.0)]), 0),
+            correlation_when("avg", Measure::Numeric(bytes, Aggregate::Avg), 10_000, Condition(vec![(Cmp::Lt, 10.0)]), 0),
+        ],
+        100,
+    )
+}
+
+#[test]
+fn numeric_correlations_read_numbers_and_numeric_strings_and_count_the_rest() {
+    let metrics = Arc::new(Metrics::new());
+    let engine = start_plan(numeric_plan(), cfg(1, 60_000), metrics.clone()).unwrap();
+    let rx = engine.alerts();
+    let collector = std::thread::spawn(move || rx.iter().collect::<Vec<_>>());
+    let events = vec![
+        sized(1, 1_000, "a", json!(60)),
+        sized(2, 2_000, "a", json!("lots")),
+        sized(3, 3_000, "a", json!(" 40.5 ")),
+        // Mean of a: 60 → 50.25 → 33.5; the 60 leaves at 11.001 s (mean 20.25), the 40.5 at
+        // 13.001 s (mean 0): the window [3.001, 13.001] holds only the 0.
+        sized(4, 4_000, "a", json!(0)),
+        sized(5, 5_000, "b", json!(true)),
+    ];
+    engine.handle().send_blocking(events.into_iter().map(Arc::new).collect()).unwrap();
+    engine.shutdown().unwrap();
+    let alerts = collector.join().unwrap();
+    let brief: Vec<_> = alerts.iter().map(|a| (a.rule.id.as_str(), a.rule.kind.as_str(), a.utctimestamp.0, a.value)).collect();
+    assert_eq!(brief, vec![("sum", "value_sum", 3_000, 100.5), ("avg", "value_sum", 13_001, 0.0)]);
+    assert_eq!(alerts[0].events.iter().map(|r| r.id.0).collect::<Vec<_>>(), vec![1, 3], "the non-numeric event is not part of it");
+    assert_eq!(alerts[1].events.iter().map(|r| r.id.0).collect::<Vec<_>>(), vec![4]);
+    assert_eq!((alerts[1].window.start.0, alerts[1].window.end.0), (3_001, 13_001));
+    assert_eq!(alerts[0].summary, format!("sum a 100.5 [{}]", EventTime(0).to_rfc3339()));
+    // "lots" and `true`, once for each of the two rules.
+    assert_eq!(metrics.get(rampart_core::Counter::CorrelationValuesIgnored), 4);
+}
+
+#[test]
+fn numeric_correlations_are_the_same_on_four_workers_and_shuffled() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    let events: Vec<Event> = (0..300)
+        .map(|i| {
+            let src = ["a", "b", "c"][rng.random_range(0..3)];
+            let bytes = [json!(1), json!(5), json!("20"), json!(50), json!("x"), json!(2.5)][rng.random_range(0..6)].clone();
+            sized(i, rng.random_range(0..120_000), src, bytes)
+        })
+        .collect();
+    let expected = replay_plan(numeric_plan(), cfg(1, 300_000), events.clone()).unwrap();
+    assert!(expected.iter().any(|a| a.rule.id == "sum") && expected.iter().any(|a| a.rule.id == "avg"));
+    let mut shuffled = events.clone();
+    shuffled.shuffle(&mut SmallRng::seed_from_u64(1));
+    assert_eq!(replay_plan(numeric_plan(), cfg(4, 300_000), shuffled.clone()).unwrap(), expected);
+    assert_eq!(replay_plan(numeric_plan(), cfg(2, 300_000), shuffled).unwrap(), expected);
+}
+
+#[test]
+fn absence_fires_when_the_watermark_passes_the_deadline_and_not_before() {
+    // "fail" not followed by "ok" from the same source within 10 s.
+    let mut ok = detection("ok", "ok", false, vec![]);
+    if let KindPlan::Detection { feeds, .. } = &mut ok.kind {
+        feeds.push(plan::Feed::to(1, 1));
+    }
+    let plan = Plan::new(vec![detection("fail", "fail", false, vec![1]), correlation_when("gone", Measure::Absence, 10_000, Condition::at_least(1), 0), ok], 100);
+    let engine = start_plan(plan, cfg(1, 0), Arc::new(Metrics::new())).unwrap();
+    let rx = engine.alerts();
+    let h = engine.handle();
+    h.send_blocking(vec![Arc::new(event(1, 1_000, "fail", "a", "u")), Arc::new(event(2, 1_000, "fail", "b", "u"))]).unwrap();
+    h.send_blocking(vec![Arc::new(event(3, 5_000, "ok", "b", "u"))]).unwrap();
+    // The watermark at the deadline (11 s) is not past it: nothing yet.
+    h.advance_to(EventTime(11_000));
+    assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "fired before the deadline had passed");
+    // One millisecond later the deadline is final: `a` fires (b was followed), with no
+    // further events and without shutting down.
+    h.advance_to(EventTime(11_001));
+    let alert = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!((alert.rule.id.as_str(), alert.utctimestamp.0, alert.group.clone()), ("gone", 11_000, group("a")));
+    assert_eq!(alert.events.iter().map(|r| r.id.0).collect::<Vec<_>>(), vec![1]);
+    assert_eq!((alert.window.start.0, alert.window.end.0), (1_000, 11_000));
+    engine.shutdown().unwrap();
+    assert!(rx.iter().next().is_none());
 }
 
 #[test]

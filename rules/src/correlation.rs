@@ -6,7 +6,7 @@ use marked_yaml::Node;
 use rampart_core::FieldPath;
 use std::time::Duration;
 
-/// What is counted per group and window.
+/// What is measured per group and window.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CorrelationType {
     /// Number of matching events.
@@ -16,53 +16,178 @@ pub enum CorrelationType {
         /// The counted field.
         field: FieldPath,
     },
+    /// Sum of the numeric values of `field`.
+    ValueSum {
+        /// The summed field.
+        field: FieldPath,
+    },
+    /// Arithmetic mean of the numeric values of `field`.
+    ValueAvg {
+        /// The averaged field.
+        field: FieldPath,
+    },
+    /// The median (the 50th percentile by nearest rank) of the numeric values of `field`.
+    ValueMedian {
+        /// The field.
+        field: FieldPath,
+    },
+    /// How many of the referenced rules matched in the window (Sigma `temporal`; by default
+    /// it fires when all have).
+    Temporal,
+    /// How many of the referenced rules matched in the window in the order listed: the
+    /// longest prefix of `rules` matched by events whose times do not decrease (Sigma
+    /// `temporal_ordered`; by default it fires when all have, in order).
+    TemporalOrdered,
+    /// Rampart's `absence`: an event of the first rule not followed, within the timespan,
+    /// by one of the second for the same group; fires at the deadline.
+    Absence,
+    /// The `percentile`-th percentile (nearest rank: the smallest value with at least
+    /// `percentile`% of the values at or below it) of the numeric values of `field`.
+    ValuePercentile {
+        /// The field.
+        field: FieldPath,
+        /// 0–100.
+        percentile: u8,
+    },
 }
 
-/// Comparison of a threshold; only rising ones, since falling ones need timers.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ThresholdOp {
-    /// `gte`
-    Gte,
-    /// `gt`
-    Gt,
-}
-
-/// `condition: {gte: 10}`
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct Threshold {
-    /// The comparison.
-    pub op: ThresholdOp,
-    /// The bound.
-    pub value: u64,
-}
-
-impl Threshold {
-    /// Is `v` past the threshold?
-    pub fn is_met(&self, v: u64) -> bool {
-        match self.op {
-            ThresholdOp::Gte => v >= self.value,
-            ThresholdOp::Gt => v > self.value,
+impl CorrelationType {
+    /// The type's name as written in rules.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CorrelationType::EventCount => "event_count",
+            CorrelationType::ValueCount { .. } => "value_count",
+            CorrelationType::ValueSum { .. } => "value_sum",
+            CorrelationType::ValueAvg { .. } => "value_avg",
+            CorrelationType::ValueMedian { .. } => "value_median",
+            CorrelationType::Temporal => "temporal",
+            CorrelationType::TemporalOrdered => "temporal_ordered",
+            CorrelationType::Absence => "absence",
+            CorrelationType::ValuePercentile { .. } => "value_percentile",
         }
     }
 
-    /// Did going from `old` to `new` cross the threshold (not met before, met now)?
-    pub fn crossed(&self, old: u64, new: u64) -> bool {
-        !self.is_met(old) && self.is_met(new)
+    /// Does the measure count something (always a whole number, at least 1 in a non-empty
+    /// window)?
+    pub fn is_count(&self) -> bool {
+        matches!(self, CorrelationType::EventCount | CorrelationType::ValueCount { .. } | CorrelationType::Temporal | CorrelationType::TemporalOrdered)
+    }
+}
+
+/// How a correlation's windows move (Rampart's `window:` key).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub enum WindowKind {
+    /// Every window ending at any instant, `timespan` long (the default).
+    #[default]
+    Sliding,
+    /// Fixed buckets of `timespan` aligned to the Unix epoch.
+    Tumbling,
+}
+
+/// One comparison of a threshold.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ThresholdOp {
+    /// `gt`
+    Gt,
+    /// `gte`
+    Gte,
+    /// `lt`
+    Lt,
+    /// `lte`
+    Lte,
+    /// `eq`
+    Eq,
+    /// `neq`
+    Neq,
+}
+
+impl ThresholdOp {
+    fn parse(key: &str) -> Option<ThresholdOp> {
+        Some(match key {
+            "gt" => ThresholdOp::Gt,
+            "gte" => ThresholdOp::Gte,
+            "lt" => ThresholdOp::Lt,
+            "lte" => ThresholdOp::Lte,
+            "eq" => ThresholdOp::Eq,
+            "neq" => ThresholdOp::Neq,
+            _ => return None,
+        })
+    }
+
+    /// Does `v` satisfy `v <op> bound`?
+    pub fn holds(self, v: f64, bound: f64) -> bool {
+        match self {
+            ThresholdOp::Gt => v > bound,
+            ThresholdOp::Gte => v >= bound,
+            ThresholdOp::Lt => v < bound,
+            ThresholdOp::Lte => v <= bound,
+            ThresholdOp::Eq => v == bound,
+            ThresholdOp::Neq => v != bound,
+        }
+    }
+}
+
+/// `condition: {gte: 10}` or a range such as `{gt: 100, lte: 200}`: every comparison must
+/// hold. At most one lower bound (`gt`/`gte`), one upper bound (`lt`/`lte`), and `eq` only
+/// with `neq`-free, bound-free conditions.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Threshold {
+    /// The comparisons, in the order written.
+    pub ops: Vec<(ThresholdOp, f64)>,
+}
+
+impl Threshold {
+    /// Does `v` meet every comparison?
+    pub fn is_met(&self, v: f64) -> bool {
+        self.ops.iter().all(|&(op, b)| op.holds(v, b))
+    }
+
+    /// Did going from `old` to `new` enter the condition (not met before, met now)?
+    /// `None` is an empty window, which never meets a condition.
+    pub fn crossed(&self, old: Option<f64>, new: Option<f64>) -> bool {
+        !old.is_some_and(|v| self.is_met(v)) && new.is_some_and(|v| self.is_met(v))
+    }
+
+    /// Can any value at least `min` (a whole number when `whole`) meet it?
+    ///
+    /// The values meeting it form an interval minus at most one point (`neq`), so one of a
+    /// few candidates does if any value does: `min`, the bounds, one past them, and the
+    /// midpoints between them (rounded when whole).
+    fn satisfiable(&self, min: f64, whole: bool) -> bool {
+        let mut points = vec![min];
+        points.extend(self.ops.iter().map(|(_, b)| *b));
+        let mut candidates = Vec::new();
+        for (i, &a) in points.iter().enumerate() {
+            candidates.extend([a - 1.0, a, a + 1.0]);
+            for &b in &points[i + 1..] {
+                candidates.push((a + b) / 2.0);
+            }
+        }
+        if whole {
+            candidates = candidates.into_iter().flat_map(|c| [c.floor(), c.ceil(), c.floor() + 1.0, c.ceil() - 1.0]).collect();
+        }
+        candidates.into_iter().filter(|c| *c >= min).any(|c| self.is_met(c))
     }
 }
 
 /// A compiled correlation rule.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Correlation {
-    /// event_count or value_count.
+    /// What is measured.
     pub kind: CorrelationType,
     /// Indices into `RuleSet::rules` of the referenced detection rules.
     pub rules: Vec<usize>,
-    /// Grouping fields (`group-by`).
+    /// Grouping fields (`group-by`), alias names included: the names alerts show.
     pub group_by: Vec<FieldPath>,
+    /// With `aliases`: for each referenced rule, as written in `rules`, the fields its
+    /// events are grouped by (the `group-by` with every alias replaced by that rule's
+    /// field). Empty without aliases: every rule is grouped by `group_by`.
+    pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     /// Window length.
     pub timespan: Duration,
-    /// When to fire.
+    /// Sliding (default) or tumbling.
+    pub window: WindowKind,
+    /// When to fire: on entering the threshold (see `docs/rules.md`).
     pub threshold: Threshold,
 }
 
@@ -73,12 +198,17 @@ pub(crate) struct Pending {
     /// (name or id, line, column)
     pub refs: Vec<(String, usize, usize)>,
     pub group_by: Vec<FieldPath>,
+    pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     pub timespan: Duration,
+    pub window: WindowKind,
     pub threshold: Threshold,
     pub generate: bool,
 }
 
-const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases"];
+const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases", "window"];
+
+/// Supported `type`s.
+const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered", "absence"];
 
 /// Parses `correlation:`; every problem goes to `sink`.
 pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Option<Pending> {
@@ -97,21 +227,12 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             sink.error_hint("R201", spos(k), &format!("correlation.{}", k.as_str()), msg, format!("valid keys: {}", KEYS.join(", ")));
         }
     }
-    if let Some(a) = map.get_node("aliases") {
-        sink.error("R200", pos(a), "correlation.aliases", "correlation `aliases` are not supported yet");
-    }
     // type
     let ty = match map.get_node("type") {
         Some(Node::Scalar(s)) => match s.as_str() {
-            "event_count" | "value_count" => Some(s.as_str().to_string()),
+            t if TYPES.contains(&t) => Some((t.to_string(), spos(s))),
             other => {
-                sink.error_hint(
-                    "R200",
-                    spos(s),
-                    "correlation.type",
-                    format!("correlation type `{other}` is not supported yet"),
-                    "supported types: event_count, value_count",
-                );
+                sink.error_hint("R200", spos(s), "correlation.type", format!("correlation type `{other}` is not supported"), format!("supported types: {}", TYPES.join(", ")));
                 None
             }
         },
@@ -183,62 +304,157 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
         }
     };
     // condition
+    let temporal = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("temporal" | "temporal_ordered"));
+    let absence = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("absence"));
+    let counts = temporal || matches!(ty.as_ref().map(|t| t.0.as_str()), Some("event_count" | "value_count"));
     let mut field = None;
-    let mut threshold = None;
+    let mut percentile: Option<(u8, (usize, usize))> = None;
+    let mut threshold = Threshold::default();
+    let mut cond_ok = true;
+    let cond_at = crate::yaml::key_pos(map, "condition").unwrap_or(key_at);
     match map.get_node("condition") {
+        Some(c) if absence => {
+            sink.error_hint("R201", pos(c), "correlation.condition", "`absence` takes no `condition`", "it fires when the second rule does not follow the first within `timespan`");
+            cond_ok = false;
+        }
         Some(Node::Mapping(cm)) => {
+            let mut lower: Option<&str> = None;
+            let mut upper: Option<&str> = None;
             for (k, v) in cm.iter() {
                 let kp = format!("correlation.condition.{}", k.as_str());
+                if let Some(op) = ThresholdOp::parse(k.as_str()) {
+                    let text = v.as_scalar().map(|s| s.as_str().trim());
+                    let bound = match text.and_then(|t| t.parse::<f64>().ok()).filter(|b| b.is_finite()) {
+                        Some(b) if counts && (b < 0.0 || b.fract() != 0.0) => {
+                            sink.error_hint("R204", pos(v), &kp, "a count threshold must be a non-negative whole number", "counts are whole numbers; e.g. `gte: 10`");
+                            None
+                        }
+                        Some(b) => Some(b),
+                        None => {
+                            sink.error_hint("R204", pos(v), &kp, "a threshold must be a number", "e.g. `gte: 10`");
+                            None
+                        }
+                    };
+                    // One lower bound, one upper bound; `eq` stands alone.
+                    let side = match op {
+                        ThresholdOp::Gt | ThresholdOp::Gte => Some(&mut lower),
+                        ThresholdOp::Lt | ThresholdOp::Lte => Some(&mut upper),
+                        ThresholdOp::Eq | ThresholdOp::Neq => None,
+                    };
+                    if let Some(side) = side {
+                        if let Some(prev) = side.replace(k.as_str()) {
+                            sink.error_hint("R204", spos(k), &kp, format!("`{}` and `{prev}` are both bounds on the same side", k.as_str()), "keep one; a range combines a lower (gt/gte) and an upper (lt/lte) bound");
+                            cond_ok = false;
+                        }
+                    }
+                    match bound {
+                        Some(b) => threshold.ops.push((op, b)),
+                        None => cond_ok = false,
+                    }
+                    continue;
+                }
                 match k.as_str() {
                     "field" => match v.as_scalar() {
                         Some(s) if !s.as_str().is_empty() => field = Some((FieldPath::new(s.as_str()), spos(k))),
-                        _ => sink.error("R201", pos(v), &kp, "`field` must be a field name"),
-                    },
-                    op @ ("gte" | "gt") => {
-                        let op = if op == "gte" { ThresholdOp::Gte } else { ThresholdOp::Gt };
-                        match v.as_scalar().and_then(|s| s.as_str().trim().parse::<u64>().ok()) {
-                            Some(n) if threshold.is_none() => threshold = Some(Threshold { op, value: n }),
-                            Some(_) => sink.error_hint(
-                                "R204",
-                                spos(k),
-                                &kp,
-                                "only one threshold comparison is supported",
-                                "ranges (gte and lte together) need timer-driven absence, not supported yet",
-                            ),
-                            None => sink.error("R201", pos(v), &kp, "a threshold must be a non-negative integer"),
+                        _ => {
+                            sink.error("R201", pos(v), &kp, "`field` must be a field name");
+                            cond_ok = false;
                         }
+                    },
+                    "percentile" => match v.as_scalar().and_then(|s| s.as_str().trim().parse::<u8>().ok()).filter(|p| *p <= 100) {
+                        Some(p) => percentile = Some((p, spos(k))),
+                        None => {
+                            sink.error_hint("R206", pos(v), &kp, "`percentile` must be a whole number from 0 to 100", "e.g. `percentile: 95`");
+                            cond_ok = false;
+                        }
+                    },
+                    other => {
+                        sink.error_hint("R201", spos(k), &kp, format!("unknown condition key `{other}`"), "valid: field, percentile, gt, gte, lt, lte, eq, neq");
+                        cond_ok = false;
                     }
-                    op @ ("lt" | "lte" | "eq" | "neq") => sink.error_hint(
-                        "R204",
-                        spos(k),
-                        &kp,
-                        format!("threshold `{op}` is not supported"),
-                        "needs timer-driven absence, not supported yet; use gte or gt",
-                    ),
-                    other => sink.error_hint("R201", spos(k), &kp, format!("unknown condition key `{other}`"), "valid: field, gte, gt"),
                 }
             }
-            if threshold.is_none() && !cm.iter().any(|(k, _)| matches!(k.as_str(), "lt" | "lte" | "eq" | "neq" | "gte" | "gt")) {
-                sink.error_hint("R201", key_at, "correlation.condition", "correlation condition has no threshold", "e.g. `condition: {gte: 10}`");
+            let has_eq = threshold.ops.iter().any(|(op, _)| *op == ThresholdOp::Eq);
+            if has_eq && threshold.ops.len() > 1 {
+                sink.error_hint("R204", cond_at, "correlation.condition", "`eq` cannot be combined with other comparisons", "use `eq` alone, or a range with gt/gte and lt/lte");
+                cond_ok = false;
+            } else if threshold.ops.is_empty() && cond_ok {
+                sink.error_hint("R201", cond_at, "correlation.condition", "correlation condition has no threshold", "e.g. `condition: {gte: 10}`");
+                cond_ok = false;
+            } else if cond_ok && !threshold.satisfiable(if counts { 1.0 } else { f64::MIN }, counts) {
+                let hint = if counts {
+                    "a group is only measured while its window holds events, so its count is at least 1; to detect missing events use `absence`"
+                } else {
+                    "check the bounds: the range is empty"
+                };
+                sink.error_hint("R204", cond_at, "correlation.condition", "this condition can never be met", hint);
+                cond_ok = false;
             }
         }
-        Some(other) => sink.error_hint("R201", pos(other), "correlation.condition", "`condition` must be a mapping", "e.g. `condition: {gte: 10}`"),
-        None => sink.error("R201", key_at, "correlation", "correlation has no `condition`"),
+        Some(other) => {
+            sink.error_hint("R201", pos(other), "correlation.condition", "`condition` must be a mapping", "e.g. `condition: {gte: 10}`");
+            cond_ok = false;
+        }
+        // temporal types default to "all of them", below; absence has no threshold.
+        None if temporal => {}
+        None if absence => {
+            threshold.ops.push((ThresholdOp::Gte, 1.0));
+            if refs.len() != 2 {
+                sink.error_hint("R201", key_at, "correlation.rules", "`absence` takes exactly two rules", "rules: [first, expected_follow_up]");
+                cond_ok = false;
+            }
+        }
+        None => {
+            sink.error("R201", key_at, "correlation", "correlation has no `condition`");
+            cond_ok = false;
+        }
     }
-    let kind = match ty.as_deref() {
-        Some("event_count") => {
-            if let Some((_, at)) = &field {
-                sink.error("R201", *at, "correlation.condition.field", "`field` is only meaningful for value_count");
-            }
-            Some(CorrelationType::EventCount)
+    if temporal {
+        if threshold.ops.is_empty() {
+            threshold.ops.push((ThresholdOp::Gte, refs.len() as f64));
+        } else if cond_ok && !refs.is_empty() && !(1..=refs.len()).any(|n| threshold.is_met(n as f64)) {
+            sink.error_hint("R204", cond_at, "correlation.condition", "this condition can never be met", format!("a temporal correlation counts the referenced rules that matched: 1 to {}", refs.len()));
+            cond_ok = false;
         }
-        Some(_) => match field {
-            Some((f, _)) => Some(CorrelationType::ValueCount { field: f }),
-            None => {
-                sink.error_hint("R201", key_at, "correlation.condition", "value_count needs the counted field", "e.g. `condition: {field: User, gte: 5}`");
-                None
+    }
+    let kind = match ty {
+        Some((t, t_at)) => {
+            if let Some((_, at)) = percentile.filter(|_| t != "value_percentile") {
+                sink.error_hint("R206", at, "correlation.condition.percentile", format!("`percentile` is only meaningful for value_percentile, not {t}"), "remove it");
             }
-        },
+            match (t.as_str(), field) {
+                ("event_count", Some((_, at))) => {
+                    sink.error_hint("R201", at, "correlation.condition.field", "`field` is not used by event_count", "remove it, or use value_count to count distinct values");
+                    None
+                }
+                ("event_count", None) => Some(CorrelationType::EventCount),
+                ("temporal" | "temporal_ordered" | "absence", Some((_, at))) => {
+                    sink.error_hint("R201", at, "correlation.condition.field", format!("`field` is not used by {t}"), "remove it");
+                    None
+                }
+                ("temporal", None) => Some(CorrelationType::Temporal),
+                ("absence", None) => Some(CorrelationType::Absence),
+                ("temporal_ordered", None) => Some(CorrelationType::TemporalOrdered),
+                // A `field` or `percentile` with an error was reported already.
+                (_, None) if !cond_ok => None,
+                (_, None) => {
+                    sink.error_hint("R201", cond_at, "correlation.condition", format!("{t} needs the field it measures"), format!("e.g. `condition: {{field: details.bytes, gte: 5}}` under `type: {t}`"));
+                    None
+                }
+                ("value_count", Some((field, _))) => Some(CorrelationType::ValueCount { field }),
+                ("value_sum", Some((field, _))) => Some(CorrelationType::ValueSum { field }),
+                ("value_avg", Some((field, _))) => Some(CorrelationType::ValueAvg { field }),
+                ("value_median", Some((field, _))) => Some(CorrelationType::ValueMedian { field }),
+                (_, Some((field, _))) => match percentile {
+                    Some((percentile, _)) => Some(CorrelationType::ValuePercentile { field, percentile }),
+                    None if !cond_ok => None,
+                    None => {
+                        sink.error_hint("R206", t_at, "correlation.condition", "value_percentile needs `percentile`", "e.g. `condition: {field: details.bytes, percentile: 95, gt: 100000}`");
+                        None
+                    }
+                },
+            }
+        }
         None => None,
     };
     let generate = match map.get_node("generate") {
@@ -252,23 +468,263 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     if sink.diags.len() > before {
         return None;
     }
-    Some(Pending { kind: kind?, refs, group_by, timespan: timespan?, threshold: threshold?, generate })
+    let group_by_per_rule = aliases(map, &refs, &group_by, sink);
+    let window = match map.get_node("window") {
+        None => WindowKind::Sliding,
+        Some(Node::Scalar(w)) if w.as_str() == "sliding" => WindowKind::Sliding,
+        Some(Node::Scalar(w)) if w.as_str() == "tumbling" => WindowKind::Tumbling,
+        Some(Node::Scalar(w)) if w.as_str().starts_with("session") => {
+            sink.error_hint("R208", spos(w), "correlation.window", "session windows are not supported yet", "use sliding or tumbling");
+            WindowKind::Sliding
+        }
+        Some(other) => {
+            sink.error_hint("R208", pos(other), "correlation.window", "`window` must be sliding or tumbling", "e.g. `window: tumbling`");
+            WindowKind::Sliding
+        }
+    };
+    if !cond_ok {
+        return None;
+    }
+    Some(Pending { kind: kind?, refs, group_by, group_by_per_rule, timespan: timespan?, window, threshold, generate })
+}
+
+/// `aliases: {alias: {rule: field, …}, …}`: for each reference in `refs`, the `group-by`
+/// with every alias replaced by that rule's field. Every alias used in `group-by` must name
+/// a field for every referenced rule (by the name or id written in `rules`); entries for
+/// rules not referenced are errors, as are aliases `group-by` does not use (R207).
+fn aliases(map: &marked_yaml::types::MarkedMappingNode, refs: &[(String, usize, usize)], group_by: &[FieldPath], sink: &mut Sink) -> Vec<(String, Vec<FieldPath>)> {
+    let Some(node) = map.get_node("aliases") else { return Vec::new() };
+    let Some(am) = node.as_mapping() else {
+        sink.error_hint("R207", pos(node), "correlation.aliases", format!("`aliases` must be a mapping, found {}", kind_name(node)), "e.g. `aliases: {ip: {rule_a: source.ip, rule_b: destination.ip}}`");
+        return Vec::new();
+    };
+    let mut table: Vec<(String, Vec<(String, FieldPath)>)> = Vec::new();
+    for (alias, fields) in am.iter() {
+        let kp = format!("correlation.aliases.{}", alias.as_str());
+        if !group_by.iter().any(|g| g.as_str() == alias.as_str()) {
+            sink.error_hint("R207", spos(alias), &kp, format!("alias `{}` is not used in `group-by`", alias.as_str()), "add it to `group-by` or remove it");
+            continue;
+        }
+        let Some(fm) = fields.as_mapping() else {
+            sink.error_hint("R207", pos(fields), &kp, "an alias maps each referenced rule to a field", "e.g. `ip: {rule_a: source.ip, rule_b: destination.ip}`");
+            continue;
+        };
+        let mut per_rule = Vec::new();
+        for (rule, field) in fm.iter() {
+            let rkp = format!("{kp}.{}", rule.as_str());
+            if !refs.iter().any(|(r, _, _)| r == rule.as_str()) {
+                sink.error_hint("R207", spos(rule), &rkp, format!("`{}` is not one of this correlation's `rules`", rule.as_str()), "name the rules as they are written in `rules`");
+                continue;
+            }
+            match field.as_scalar().filter(|f| !f.as_str().is_empty()) {
+                Some(f) => per_rule.push((rule.as_str().to_string(), FieldPath::new(f.as_str()))),
+                None => sink.error("R207", pos(field), &rkp, "an alias entry must be a field name"),
+            }
+        }
+        for (r, _, _) in refs {
+            if !fm.iter().any(|(k, _)| k.as_str() == r) {
+                sink.error_hint("R207", spos(alias), &kp, format!("alias `{}` has no field for rule `{r}`", alias.as_str()), format!("add `{r}: <field>` under it"));
+            }
+        }
+        table.push((alias.as_str().to_string(), per_rule));
+    }
+    refs.iter()
+        .map(|(r, _, _)| {
+            let fields = group_by
+                .iter()
+                .map(|g| {
+                    table
+                        .iter()
+                        .find(|(a, _)| a == g.as_str())
+                        .and_then(|(_, per)| per.iter().find(|(rule, _)| rule == r))
+                        .map_or_else(|| g.clone(), |(_, f)| f.clone())
+                })
+                .collect();
+            (r.clone(), fields)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{load_str, Diagnostic, RuleKind};
+
+    fn t(ops: &[(ThresholdOp, f64)]) -> Threshold {
+        Threshold { ops: ops.to_vec() }
+    }
 
     #[test]
     fn threshold_crossing() {
-        let t = Threshold { op: ThresholdOp::Gte, value: 3 };
-        assert!(!t.is_met(2));
-        assert!(t.is_met(3));
-        assert!(t.crossed(2, 3));
-        assert!(!t.crossed(3, 4));
-        assert!(!t.crossed(1, 2));
-        let g = Threshold { op: ThresholdOp::Gt, value: 3 };
-        assert!(!g.is_met(3));
-        assert!(g.crossed(3, 4));
+        let gte = t(&[(ThresholdOp::Gte, 3.0)]);
+        assert!(!gte.is_met(2.0) && gte.is_met(3.0));
+        assert!(gte.crossed(Some(2.0), Some(3.0)));
+        assert!(gte.crossed(None, Some(3.0)));
+        assert!(!gte.crossed(Some(3.0), Some(4.0)));
+        assert!(!gte.crossed(Some(1.0), Some(2.0)));
+        let lt = t(&[(ThresholdOp::Lt, 3.0)]);
+        assert!(lt.crossed(Some(3.0), Some(2.0)), "falling under the bound");
+        assert!(lt.crossed(None, Some(1.0)), "a first event under the bound");
+        assert!(!lt.crossed(Some(1.0), None), "an emptied window is not measured");
+        let range = t(&[(ThresholdOp::Gt, 100.0), (ThresholdOp::Lte, 200.0)]);
+        assert!(!range.is_met(100.0) && range.is_met(150.0) && range.is_met(200.0) && !range.is_met(201.0));
+    }
+
+    #[test]
+    fn satisfiability_knows_counts_are_whole_and_positive() {
+        assert!(!t(&[(ThresholdOp::Lt, 1.0)]).satisfiable(1.0, true));
+        assert!(!t(&[(ThresholdOp::Eq, 0.0)]).satisfiable(1.0, true));
+        assert!(t(&[(ThresholdOp::Lte, 1.0)]).satisfiable(1.0, true));
+        assert!(!t(&[(ThresholdOp::Gt, 2.0), (ThresholdOp::Lt, 3.0)]).satisfiable(1.0, true));
+        assert!(t(&[(ThresholdOp::Gt, 2.0), (ThresholdOp::Lt, 3.0)]).satisfiable(f64::MIN, false));
+        assert!(!t(&[(ThresholdOp::Gt, 5.0), (ThresholdOp::Lt, 5.0)]).satisfiable(f64::MIN, false));
+        assert!(t(&[(ThresholdOp::Gte, 5.0), (ThresholdOp::Lte, 5.0)]).satisfiable(f64::MIN, false));
+        assert!(t(&[(ThresholdOp::Neq, 2.0), (ThresholdOp::Gte, 2.0), (ThresholdOp::Lte, 3.0)]).satisfiable(1.0, true));
+        assert!(!t(&[(ThresholdOp::Neq, 2.0), (ThresholdOp::Gte, 2.0), (ThresholdOp::Lte, 2.0)]).satisfiable(1.0, true));
+        assert!(t(&[(ThresholdOp::Lt, -3.5)]).satisfiable(f64::MIN, false));
+    }
+
+    const BASE: &str = "title: Transfer\nname: transfer\ndetection:\n  s:\n    action: transfer\n  condition: s\n---\ntitle: C\nid: c\ncorrelation:\n";
+
+    fn corr(body: &str) -> Correlation {
+        let set = load_str("c.yml", &format!("{BASE}{body}")).unwrap_or_else(|d| panic!("{d}"));
+        match &set.rules[1].kind {
+            RuleKind::Correlation(c) => c.clone(),
+            RuleKind::Detection(_) => panic!("rule 1 is a detection"),
+        }
+    }
+
+    fn errs(body: &str) -> Vec<Diagnostic> {
+        load_str("c.yml", &format!("{BASE}{body}")).map(|_| ()).expect_err("must not load").0
+    }
+
+    const HEAD: &str = "  type: TYPE\n  rules: [transfer]\n  group-by: [user]\n  timespan: 1h\n  condition:\n";
+
+    fn head(ty: &str) -> String {
+        HEAD.replace("TYPE", ty)
+    }
+
+    #[test]
+    fn parses_value_aggregates_and_ranges() {
+        let c = corr(&format!("{}    field: bytes\n    gt: 100.5\n    lte: 200\n", head("value_sum")));
+        assert_eq!(c.kind, CorrelationType::ValueSum { field: FieldPath::new("bytes") });
+        assert_eq!(c.threshold.ops, vec![(ThresholdOp::Gt, 100.5), (ThresholdOp::Lte, 200.0)]);
+        let c = corr(&format!("{}    field: bytes\n    lt: -2\n", head("value_avg")));
+        assert_eq!(c.kind, CorrelationType::ValueAvg { field: FieldPath::new("bytes") });
+        assert_eq!(c.threshold.ops, vec![(ThresholdOp::Lt, -2.0)]);
+        let c = corr(&format!("{}    field: bytes\n    percentile: 95\n    gte: 1000\n", head("value_percentile")));
+        assert_eq!(c.kind, CorrelationType::ValuePercentile { field: FieldPath::new("bytes"), percentile: 95 });
+        let c = corr(&format!("{}    field: bytes\n    neq: 0\n", head("value_median")));
+        assert_eq!(c.kind, CorrelationType::ValueMedian { field: FieldPath::new("bytes") });
+        let c = corr(&format!("{}    lte: 2\n", head("event_count")));
+        assert_eq!(c.threshold.ops, vec![(ThresholdOp::Lte, 2.0)]);
+        let c = corr(&format!("{}    field: user\n    eq: 3\n", head("value_count")));
+        assert_eq!(c.threshold.ops, vec![(ThresholdOp::Eq, 3.0)]);
+    }
+
+    #[test]
+    fn condition_diagnostics_have_positions_and_codes() {
+        // Line numbers: `correlation:` is on line 10, `type` on 11, `condition` on 15, the
+        // first condition key on 16.
+        let one = |body: String| {
+            let e = errs(&body);
+            assert_eq!(e.len(), 1, "{e:#?}");
+            e.into_iter().next().unwrap()
+        };
+        let e = one(format!("{}    field: bytes\n    gte: 10\n", head("value_percentile")));
+        assert_eq!((e.code, e.line, e.column, e.key_path.as_str()), ("R206", 11, 9, "correlation.condition"));
+        let e = one(format!("{}    field: bytes\n    percentile: 101\n    gte: 10\n", head("value_percentile")));
+        assert_eq!((e.code, e.line, e.column), ("R206", 17, 17));
+        let e = one(format!("{}    field: bytes\n    percentile: 90\n    gte: 10\n", head("value_sum")));
+        assert_eq!((e.code, e.line, e.column), ("R206", 17, 5));
+        let e = one(format!("{}    gte: 10\n", head("value_avg")));
+        assert_eq!((e.code, e.message.as_str()), ("R201", "value_avg needs the field it measures"));
+        let e = one(format!("{}    gte: 2.5\n", head("event_count")));
+        assert_eq!((e.code, e.line, e.column), ("R204", 16, 10));
+        let e = one(format!("{}    field: b\n    gte: many\n", head("value_sum")));
+        assert_eq!((e.code, e.line, e.column, e.key_path.as_str()), ("R204", 17, 10, "correlation.condition.gte"));
+        let e = one(format!("{}    gte: 2\n    gt: 3\n", head("event_count")));
+        assert_eq!((e.code, e.line, e.column), ("R204", 17, 5));
+        let e = one(format!("{}    eq: 2\n    lt: 3\n", head("event_count")));
+        assert_eq!(e.code, "R204");
+        let e = one(format!("{}    lt: 1\n", head("event_count")));
+        assert_eq!((e.code, e.line, e.column, e.message.as_str()), ("R204", 15, 3, "this condition can never be met"));
+        assert!(e.hint.unwrap().contains("absence"));
+        let e = one(format!("{}    field: b\n    gt: 5\n    lt: 5\n", head("value_avg")));
+        assert_eq!(e.code, "R204");
+        let e = one(format!("{}    field: b\n    above: 5\n", head("value_avg")));
+        assert_eq!((e.code, e.line, e.column), ("R201", 17, 5));
+        let e = one(head("value_mode") + "    gte: 1\n");
+        assert_eq!((e.code, e.line, e.column), ("R200", 11, 9));
+        assert!(e.hint.unwrap().contains("value_percentile"));
+    }
+
+    const TWO: &str = "title: Conn\nname: conn\ndetection:\n  s:\n    kind: conn\n  condition: s\n---\ntitle: Err\nid: err-id\ndetection:\n  s:\n    kind: err\n  condition: s\n---\ntitle: C\nid: c\ncorrelation:\n";
+
+    fn two(body: &str) -> Result<Correlation, Vec<Diagnostic>> {
+        let set = load_str("t.yml", &format!("{TWO}{body}")).map_err(|d| d.0)?;
+        match &set.rules[2].kind {
+            RuleKind::Correlation(c) => Ok(c.clone()),
+            RuleKind::Detection(_) => panic!("rule 2 is a detection"),
+        }
+    }
+
+    #[test]
+    fn temporal_types_default_to_all_rules_and_take_counts() {
+        let c = two("  type: temporal\n  rules: [conn, err-id]\n  group-by: [host]\n  timespan: 5m\n").unwrap();
+        assert_eq!((c.kind, c.threshold.ops.clone()), (CorrelationType::Temporal, vec![(ThresholdOp::Gte, 2.0)]));
+        assert_eq!(c.rules, vec![0, 1]);
+        let c = two("  type: temporal_ordered\n  rules: [err-id, conn]\n  timespan: 5m\n  condition: {gte: 1}\n").unwrap();
+        assert_eq!((c.kind, c.rules), (CorrelationType::TemporalOrdered, vec![1, 0]));
+        let e = two("  type: temporal\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {gte: 3}\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R204", 21, 3));
+        let e = two("  type: temporal\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {field: x, gte: 2}\n").unwrap_err();
+        assert_eq!(e[0].code, "R201");
+    }
+
+    #[test]
+    fn aliases_give_each_rule_its_own_group_fields() {
+        let body = "  type: temporal\n  rules: [conn, err-id]\n  group-by: [ip, user]\n  timespan: 5m\n  aliases:\n    ip:\n      conn: source.ip\n      err-id: destination.ip\n";
+        let c = two(body).unwrap();
+        assert_eq!(c.group_by, vec![FieldPath::new("ip"), FieldPath::new("user")]);
+        assert_eq!(
+            c.group_by_per_rule,
+            vec![
+                ("conn".to_string(), vec![FieldPath::new("source.ip"), FieldPath::new("user")]),
+                ("err-id".to_string(), vec![FieldPath::new("destination.ip"), FieldPath::new("user")]),
+            ]
+        );
+        // A rule without its field, an alias group-by does not use, a rule not referenced.
+        let e = two(&body.replace("      err-id: destination.ip\n", "")).unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column, e[0].key_path.as_str()), ("R207", 23, 5, "correlation.aliases.ip"));
+        assert!(e[0].message.contains("no field for rule `err-id`"), "{}", e[0].message);
+        let e = two(&body.replace("[ip, user]", "[user]")).unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R207", 23, 5));
+        let e = two(&body.replace("      err-id: destination.ip\n", "      err-id: destination.ip\n      other: x\n")).unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column, e[0].key_path.as_str()), ("R207", 26, 7, "correlation.aliases.ip.other"));
+        let e = two(&body.replace("    ip:\n      conn: source.ip\n      err-id: destination.ip\n", "    ip: [source.ip]\n")).unwrap_err();
+        assert_eq!(e[0].code, "R207");
+    }
+
+    #[test]
+    fn windows_are_sliding_or_tumbling() {
+        let c = corr(&format!("{}    gte: 2\n", head("event_count")));
+        assert_eq!(c.window, WindowKind::Sliding);
+        let c = corr(&format!("{}    gte: 2\n  window: tumbling\n", head("event_count")));
+        assert_eq!(c.window, WindowKind::Tumbling);
+        let e = errs(&format!("{}    gte: 2\n  window: session(5m)\n", head("event_count")));
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
+        let e = errs(&format!("{}    gte: 2\n  window: hopping\n", head("event_count")));
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
+    }
+
+    #[test]
+    fn absence_takes_two_rules_and_no_condition() {
+        let c = two("  type: absence\n  rules: [conn, err-id]\n  group-by: [host]\n  timespan: 5m\n").unwrap();
+        assert_eq!((c.kind, c.rules), (CorrelationType::Absence, vec![0, 1]));
+        let e = two("  type: absence\n  rules: [conn]\n  timespan: 5m\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].key_path.as_str()), ("R201", "correlation.rules"));
+        let e = two("  type: absence\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {gte: 1}\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R201", 21, 15));
     }
 }

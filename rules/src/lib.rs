@@ -1,9 +1,11 @@
 //! `rampart-rules`: rule files in, a validated and compiled [`RuleSet`] out.
 //!
 //! Rules are a superset of Sigma (spec v2): detection rules with selections, modifiers and a
-//! condition; correlation rules (`event_count`, `value_count`); plus Rampart's `summary`,
-//! `severity`, `category`, `suppress` and in-file `tests`. Loading is parse → validate →
-//! compile to plain data; nothing here knows about dataflows, so `rampart rules validate`
+//! condition; correlation rules (`event_count`, `value_count`, `value_sum`, `value_avg`,
+//! `value_percentile`, `value_median`, `temporal`, `temporal_ordered`, with `aliases` and
+//! chains; Rampart's `absence` and tumbling windows); plus Rampart's `summary`, `severity`,
+//! `category`, `suppress` and in-file `tests`. Loading is parse → validate → compile to
+//! plain data; nothing here knows about dataflows, so `rampart rules validate`
 //! runs in milliseconds and the plan is tested as data.
 //!
 //! Modules, in the order data flows through them:
@@ -43,12 +45,14 @@
 //! R101 selection shape, R102 field value, R104 unknown modifier, R105 regex, R106 CIDR,
 //! R107 numeric comparison, R108 exists, R109 modifier combination / unsupported modifier,
 //! R110 condition syntax, R111 undefined selection, R112 pattern matches nothing,
-//! R113 Sigma v1 aggregation, R114 `expand` placeholder without configured values, R200 unsupported correlation type, R201 correlation shape,
-//! R202 unknown rule reference, R203 reference to a non-detection rule, R204 unsupported
-//! threshold, R205 timespan, R300 template syntax, R301 template placeholder not allowed,
-//! R400 `tests` shape. Pipeline files: P001 pipeline shape, P002 unknown key, P003 unknown
-//! transformation type, P004 transformation shape, P005 rule/field-name condition,
-//! P006 unknown pipeline (not a built-in, unreadable file), P007 `vars`.
+//! R113 Sigma v1 aggregation, R114 `expand` placeholder without configured values,
+//! R200 unsupported correlation type, R201 correlation shape, R202 unknown rule reference,
+//! R203 correlation cycle, R204 threshold (not a number, two bounds on one side, never
+//! met), R205 timespan, R206 `percentile`, R207 `aliases`, R208 `window`, R300 template
+//! syntax, R301 template placeholder not allowed, R400 `tests` shape. Pipeline files: P001
+//! pipeline shape, P002 unknown key, P003 unknown transformation type, P004 transformation
+//! shape, P005 rule/field-name condition, P006 unknown pipeline (not a built-in, unreadable
+//! file), P007 `vars`.
 
 pub mod condition;
 pub mod correlation;
@@ -60,7 +64,7 @@ pub mod pipeline;
 pub mod template;
 mod yaml;
 
-pub use correlation::{Correlation, CorrelationType, Threshold, ThresholdOp};
+pub use correlation::{Correlation, CorrelationType, Threshold, ThresholdOp, WindowKind};
 pub use detection::{Detection, LogSource};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use load::{load_paths, load_paths_with, load_sources, load_sources_with, load_str};
@@ -173,8 +177,8 @@ pub struct ExpectedAlert {
     pub rule: Option<String>,
     /// Group-by values.
     pub group: serde_json::Map<String, serde_json::Value>,
-    /// Count or distinct count.
-    pub value: Option<u64>,
+    /// The alert's value (count, distinct count, sum, mean, percentile).
+    pub value: Option<f64>,
     /// Rendered summary.
     pub summary: Option<String>,
 }

@@ -202,20 +202,14 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
             let sink = &mut sinks[cands[ci].file];
             sink.rule_id = Some(cands[ci].rule.id.clone());
             match by_key.get(r) {
-                Some(&t) if !dup[t] && cands[t].pending.is_none() => {
+                // A detection, or a correlation (a chain; cycles are refused below).
+                Some(&t) if !dup[t] => {
                     if let Some(&f) = final_index.get(&t) {
                         if !idx.contains(&f) {
                             idx.push(f);
                         }
                     }
                 }
-                Some(&t) if cands[t].pending.is_some() => sink.error_hint(
-                    "R203",
-                    (*line, *col),
-                    "correlation.rules",
-                    format!("`{r}` is a correlation rule; chained correlations are not supported yet"),
-                    "reference detection rules only",
-                ),
                 _ if broken.contains_key(r) => sink.error_hint(
                     "R202",
                     (*line, *col),
@@ -233,6 +227,34 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
             }
         }
         resolved.insert(ci, idx);
+    }
+
+    // Chains must end in detection rules: a correlation reaching itself is refused.
+    for &ci in &keep {
+        let Some(p) = &cands[ci].pending else { continue };
+        let mut stack: Vec<usize> = resolved.get(&ci).into_iter().flatten().map(|&f| keep[f]).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut cyclic = false;
+        while let Some(x) = stack.pop() {
+            if x == ci {
+                cyclic = true;
+                break;
+            }
+            if seen.insert(x) {
+                stack.extend(resolved.get(&x).into_iter().flatten().map(|&f| keep[f]));
+            }
+        }
+        if let (true, Some((_, line, col))) = (cyclic, p.refs.first()) {
+            let sink = &mut sinks[cands[ci].file];
+            sink.rule_id = Some(cands[ci].rule.id.clone());
+            sink.error_hint(
+                "R203",
+                (*line, *col),
+                "correlation.rules",
+                "this correlation references itself through a chain of correlations",
+                "a chain must end in detection rules",
+            );
+        }
     }
 
     // Within a file, in source order (keys are checked in a fixed order, not as written).
@@ -269,10 +291,13 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
                 kind: p.kind,
                 rules: resolved.remove(&ci).unwrap_or_default(),
                 group_by: p.group_by,
+                group_by_per_rule: p.group_by_per_rule,
                 timespan: p.timespan,
+                window: p.window,
                 threshold: p.threshold,
             });
-            rule.generate = true;
+            // Only the outermost correlation of a chain alerts, unless asked to.
+            rule.generate = !referenced[f] || generated[f];
         } else {
             rule.generate = !referenced[f] || generated[f];
         }
@@ -492,8 +517,10 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
                 kind: p.kind.clone(),
                 rules: Vec::new(),
                 group_by: p.group_by.clone(),
+                group_by_per_rule: p.group_by_per_rule.clone(),
                 timespan: p.timespan,
-                threshold: p.threshold,
+                window: p.window,
+                threshold: p.threshold.clone(),
             }),
             Some(p),
         ),
@@ -608,9 +635,9 @@ fn parse_expect(e: &Node, path: &str, sink: &mut Sink) -> Option<ExpectedAlert> 
         match (k.as_str(), v) {
             ("rule", Node::Scalar(s)) => x.rule = Some(s.as_str().to_string()),
             ("summary", Node::Scalar(s)) => x.summary = Some(s.as_str().to_string()),
-            ("value", Node::Scalar(s)) => match s.as_str().trim().parse::<u64>() {
-                Ok(n) => x.value = Some(n),
-                Err(_) => sink.error("R400", pos(v), &kp, "`value` must be a non-negative integer"),
+            ("value", Node::Scalar(s)) => match s.as_str().trim().parse::<f64>() {
+                Ok(n) if n.is_finite() => x.value = Some(n),
+                _ => sink.error("R400", pos(v), &kp, "`value` must be a number"),
             },
             ("group", Node::Mapping(_)) => {
                 if let serde_json::Value::Object(g) = yaml::to_json(v) {
@@ -859,7 +886,7 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         assert_eq!(c.rules, vec![0]);
         assert_eq!(c.group_by, vec![rampart_core::FieldPath::new("details.sourceipaddress")]);
         assert_eq!(c.timespan, Duration::from_secs(300));
-        assert_eq!((c.threshold.op, c.threshold.value), (ThresholdOp::Gte, 10));
+        assert_eq!(c.threshold.ops, vec![(ThresholdOp::Gte, 10.0)]);
         assert!(!set.rules[0].generate, "referenced without generate: true");
         assert!(set.rules[1].generate, "unreferenced detection alerts on its own");
         let with_gen = text.replace("timespan: 5m", "timespan: 5m\n  generate: true");
@@ -874,7 +901,7 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         assert_eq!(c.rules, vec![1]);
         assert_eq!(c.kind, CorrelationType::ValueCount { field: rampart_core::FieldPath::new("User") });
         assert_eq!(c.timespan, Duration::from_secs(5400));
-        assert_eq!(c.threshold.op, ThresholdOp::Gt);
+        assert_eq!(c.threshold.ops, vec![(ThresholdOp::Gt, 4.0)]);
         assert!(!set.rules[1].generate);
     }
 
@@ -884,14 +911,12 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         let e = one_err(&corr("  type: event_count\n  rules: [nope]\n  timespan: 5m\n  condition: {gte: 3}\n"));
         assert_eq!((e.code, e.line, e.column), ("R202", 13, 11));
         assert_eq!(e.rule_id.as_deref(), Some("c"));
-        let e = one_err(&corr("  type: temporal\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
+        let e = one_err(&corr("  type: temporal_unordered\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
         assert_eq!((e.code, e.line, e.column), ("R200", 12, 9));
-        assert_eq!(e.message, "correlation type `temporal` is not supported yet");
-        let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition:\n    lt: 3\n"));
-        assert_eq!((e.code, e.line, e.column), ("R204", 16, 5));
-        assert!(e.hint.unwrap().contains("timer-driven absence"));
-        let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition:\n    gte: 3\n    lte: 9\n"));
-        assert_eq!(e.code, "R204");
+        assert_eq!(e.message, "correlation type `temporal_unordered` is not supported");
+        let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition:\n    lt: 1\n"));
+        assert_eq!((e.code, e.line, e.column), ("R204", 15, 3));
+        assert!(e.hint.unwrap().contains("absence"));
         let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: soon\n  condition: {gte: 3}\n"));
         assert_eq!((e.code, e.line, e.column), ("R205", 14, 13));
         let e = one_err(&corr("  type: value_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
@@ -899,10 +924,15 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         let e = one_err(&corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\nsummary: '{{ details.username }} x'\n"));
         assert_eq!((e.code, e.line, e.column), ("R301", 16, 14));
         assert!(e.hint.unwrap().contains("count, value, rule.title"));
-        // Chained correlation.
+        // Chained correlations load; a cycle does not.
         let chained = format!("{}---\ntitle: D\nid: d\ncorrelation:\n  type: event_count\n  rules: [c]\n  timespan: 5m\n  condition: {{gte: 3}}\n", corr("  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {gte: 3}\n"));
-        let e = one_err(&chained);
-        assert_eq!(e.code, "R203");
+        let set = ok(&chained);
+        let RuleKind::Correlation(d) = &set.rules[2].kind else { panic!() };
+        assert_eq!(d.rules, vec![1]);
+        assert!(!set.rules[1].generate && set.rules[2].generate, "only the outermost correlation alerts");
+        // Every correlation on the cycle is reported.
+        let e = errs(&chained.replace("rules: [failed_login]", "rules: [failed_login, d]"));
+        assert_eq!(e.iter().map(|e| (e.code, e.line, e.column)).collect::<Vec<_>>(), vec![("R203", 13, 11), ("R203", 21, 11)]);
         // Reference to a rule that failed to load.
         let broken = format!("{}---\ntitle: C\nid: c\ncorrelation:\n  type: event_count\n  rules: [failed_login]\n  timespan: 5m\n  condition: {{gte: 3}}\n", FAILED.replace("success: false", "success|nope: false"));
         let e = errs(&broken);
@@ -940,7 +970,7 @@ summary: 'Brute force from {{{{ details.sourceipaddress }}}}: {{{{count}}}} fail
         let x = &tests[0].expect[0];
         assert_eq!(x.rule.as_deref(), Some("r"));
         assert_eq!(x.group.get("src"), Some(&json!("10.0.0.1")));
-        assert_eq!(x.value, Some(3));
+        assert_eq!(x.value, Some(3.0));
         assert_eq!(x.summary.as_deref(), Some("hi"));
         assert!(tests[1].expect.is_empty());
         let e = errs(&format!("{base}tests:\n  - name: x\n    event: []\n    expect: [{{valu: 3}}]\n"));

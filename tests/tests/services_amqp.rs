@@ -546,7 +546,7 @@ fn alert(id: &str, severity: &str) -> Alert {
         rule: AlertRule { id: "ssh-bruteforce".into(), title: "SSH brute force".into(), level: Some("high".into()), kind: "event_count".into() },
         group: Default::default(),
         window: AlertWindow { start: t, end: t },
-        value: 10,
+        value: 10.0,
         events: vec![],
     }
 }

@@ -249,7 +249,7 @@ fn alert(rule: &str, ts: &str) -> Alert {
         rule: AlertRule { id: rule.into(), title: "R".into(), level: Some("high".into()), kind: "event_count".into() },
         group: serde_json::from_value(json!({"details.sourceipaddress": "203.0.113.7"})).unwrap(),
         window: AlertWindow { start: t, end: t },
-        value: 10,
+        value: 10.0,
         events: vec![],
     }
 }

@@ -28,7 +28,7 @@ struct FakeEngine {
     rx: flume::Receiver<Alert>,
 }
 
-fn alert(summary: &str, t: EventTime, value: u64) -> Alert {
+fn alert(summary: &str, t: EventTime, value: f64) -> Alert {
     Alert {
         id: Alert::make_id(summary, &Default::default(), t),
         utctimestamp: t,
@@ -63,7 +63,7 @@ impl EngineFeed for FakeFeed {
             if e.doc["summary"] == "fire" {
                 let tx = self.alerts.lock().clone();
                 if let Some(tx) = tx {
-                    let _ = tx.send_async(alert("fire", e.time, 1)).await;
+                    let _ = tx.send_async(alert("fire", e.time, 1.0)).await;
                 }
             }
         }
@@ -92,7 +92,7 @@ impl PipelineEngine for FakeEngine {
         let tx = self.feed.alerts.lock().take();
         if let Some(tx) = tx {
             for i in 0..6 {
-                let _ = tx.send(alert("window", EventTime(i), n));
+                let _ = tx.send(alert("window", EventTime(i), n as f64));
             }
         }
         Ok(EngineReport { events: n, late: 0, alerts: fires + 6, suppressed: 0 })

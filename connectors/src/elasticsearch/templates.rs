@@ -87,11 +87,22 @@ pub fn alerts_template(prefix: &str, shards: u32, replicas: u32) -> Value {
         "priority": PRIORITY,
         "template": {
             "settings": settings(shards, replicas),
-            "mappings": mappings(&["window.start", "window.end", "events.utctimestamp"]),
+            "mappings": alert_mappings(),
             "aliases": {prefix: {}}
         },
         "_meta": {"managed_by": "rampart", "what": "monthly alert indices"}
     })
+}
+
+/// The alerts' mappings: the shared ones, plus `value` as a `double`. Without it, the first
+/// alert (usually a whole count) would map `value` as `long` and later means or sums such
+/// as 2.5 would be truncated.
+fn alert_mappings() -> Value {
+    let mut m = mappings(&["window.start", "window.end", "events.utctimestamp"]);
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        props.insert("value".into(), json!({"type": "double"}));
+    }
+    m
 }
 
 /// The template for the dead-letter index: the rejected document is kept as text, so any
@@ -240,6 +251,7 @@ mod tests {
         assert_eq!(a["index_patterns"], json!(["alerts-*"]));
         assert_eq!(a["template"]["aliases"], json!({"alerts": {}}));
         assert_eq!(a["template"]["mappings"]["properties"]["window.end"]["type"], "date");
+        assert_eq!(a["template"]["mappings"]["properties"]["value"]["type"], "double", "means must not be truncated to a long");
         assert_eq!(a["template"]["mappings"]["dynamic_templates"], m["dynamic_templates"]);
 
         let d = dead_letter_template("rampart-deadletter", 1, 1);
