@@ -56,7 +56,8 @@ pub struct Normalizer {
     cfg: NormalizerConfig,
 }
 
-fn json_type(v: &Value) -> &'static str {
+/// "a string", "an object", …: a JSON value's kind as error messages name it.
+pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -37,3 +37,15 @@ pub fn rampart_bin() -> PathBuf {
     let profile_dir = exe.parent().and_then(|d| d.parent()).map(PathBuf::from).unwrap_or_default();
     profile_dir.join("rampart")
 }
+
+/// Calls `f` every 100 ms until it returns true or `deadline` passes; whether it did.
+pub fn wait_for(deadline: std::time::Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}

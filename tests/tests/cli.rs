@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
-use rampart_tests::{rampart_bin, workspace_root};
+use rampart_tests::{rampart_bin, wait_for, workspace_root};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -303,17 +303,6 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 fn read_alerts_dir(dir: &Path) -> Vec<Value> {

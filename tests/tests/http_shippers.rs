@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test helpers may fail loudly
 
 use rampart_tests::services::{self, free_port};
-use rampart_tests::{rampart_bin, workspace_root};
+use rampart_tests::{rampart_bin, wait_for, workspace_root};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -39,17 +39,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn wait_for(deadline: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
 }
 
 fn listening(port: u16) -> bool {

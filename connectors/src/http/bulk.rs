@@ -134,7 +134,7 @@ pub(crate) fn parse(bytes: &[u8], origin: String, path_index: Option<&str>) -> R
                 Some(Ok(item)) => pending = Some((item, line)),
                 Some(Err(why)) => return Err(format!("line {line}, column {column}: malformed action line: {why}")),
                 None if value.is_object() => items.push(Item { op: Op::Index, index: path_index.map(str::to_string), id: None, source: Ok((value, id)) }),
-                None => return Err(format!("line {line}, column {column}: expected an action line such as {{\"index\":{{}}}} or a document object, found {}", json_type(&value))),
+                None => return Err(format!("line {line}, column {column}: expected an action line such as {{\"index\":{{}}}} or a document object, found {}", rampart_core::normalize::json_type(&value))),
             },
             Scan::Invalid { line, column, message } => return Err(format!("line {line}, column {column}: malformed action line: {message}")),
             Scan::NeedMore | Scan::End => break,
@@ -172,17 +172,6 @@ fn action_meta(op: Op, meta: &Map<String, Value>, path_index: Option<&str>) -> R
         Some(other) => return Err(format!("`_id` must be a non-empty string, found {other}")),
     };
     Ok(Item { op, index, id, source: Err(ItemError::new(400, "illegal_argument_exception", "no source line")) })
-}
-
-fn json_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// The id of an event from a bulk action with `_id`: the index and the `_id` alone, so a
