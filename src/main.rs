@@ -65,7 +65,7 @@ enum Command {
         #[arg(default_value = "-")]
         input: PathBuf,
     },
-    /// Rule files: validate, test.
+    /// Rule files: validate, test, explain.
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
