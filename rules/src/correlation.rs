@@ -1,6 +1,8 @@
 //! Correlation rules (Sigma v2 `correlation:`), compiled to plain data the engine turns
 //! into windowed operators.
 
+use crate::detection::LogSource;
+use crate::pipeline::Pipelines;
 use crate::yaml::{kind_name, pos, spos, Sink};
 use marked_yaml::Node;
 use rampart_core::FieldPath;
@@ -64,6 +66,18 @@ impl CorrelationType {
             CorrelationType::TemporalOrdered => "temporal_ordered",
             CorrelationType::Absence => "absence",
             CorrelationType::ValuePercentile { .. } => "value_percentile",
+        }
+    }
+
+    /// The field a value type measures.
+    fn field_mut(&mut self) -> Option<&mut FieldPath> {
+        match self {
+            CorrelationType::ValueCount { field }
+            | CorrelationType::ValueSum { field }
+            | CorrelationType::ValueAvg { field }
+            | CorrelationType::ValueMedian { field }
+            | CorrelationType::ValuePercentile { field, .. } => Some(field),
+            CorrelationType::EventCount | CorrelationType::Temporal | CorrelationType::TemporalOrdered | CorrelationType::Absence => None,
         }
     }
 
@@ -177,11 +191,13 @@ pub struct Correlation {
     pub kind: CorrelationType,
     /// Indices into `RuleSet::rules` of the referenced detection rules.
     pub rules: Vec<usize>,
-    /// Grouping fields (`group-by`), alias names included: the names alerts show.
+    /// Grouping fields (`group-by`) as written, alias names included: the names alerts
+    /// show (pipelines rename what is read, in `group_by_per_rule`, not these).
     pub group_by: Vec<FieldPath>,
-    /// With `aliases`: for each referenced rule, as written in `rules`, the fields its
-    /// events are grouped by (the `group-by` with every alias replaced by that rule's
-    /// field). Empty without aliases: every rule is grouped by `group_by`.
+    /// For each referenced rule, as written in `rules`, the fields its events are grouped
+    /// by: the `group-by` with every alias replaced by that rule's field (`aliases`), then
+    /// renamed by the pipelines that apply to that rule's logsource. Empty when neither
+    /// changes anything: every rule is grouped by `group_by`.
     pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     /// Window length.
     pub timespan: Duration,
@@ -198,7 +214,11 @@ pub(crate) struct Pending {
     /// (name or id, line, column)
     pub refs: Vec<(String, usize, usize)>,
     pub group_by: Vec<FieldPath>,
+    /// Where each `group-by` entry is written (for pipeline diagnostics).
+    pub group_by_at: Vec<(usize, usize)>,
     pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
+    /// Where `condition.field` is written, when there is one.
+    pub field_at: Option<(usize, usize)>,
     pub timespan: Duration,
     pub window: WindowKind,
     pub threshold: Threshold,
@@ -268,16 +288,23 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     }
     // group-by
     let mut group_by = Vec::new();
+    let mut group_by_at = Vec::new();
     match map.get_node("group-by") {
         Some(Node::Sequence(seq)) => {
             for (i, n) in seq.iter().enumerate() {
                 match n.as_scalar() {
-                    Some(s) if !s.as_str().is_empty() => group_by.push(FieldPath::new(s.as_str())),
+                    Some(s) if !s.as_str().is_empty() => {
+                        group_by.push(FieldPath::new(s.as_str()));
+                        group_by_at.push(spos(s));
+                    }
                     _ => sink.error("R201", pos(n), &format!("correlation.group-by[{i}]"), "a group-by entry must be a field name"),
                 }
             }
         }
-        Some(Node::Scalar(s)) => group_by.push(FieldPath::new(s.as_str())),
+        Some(Node::Scalar(s)) => {
+            group_by.push(FieldPath::new(s.as_str()));
+            group_by_at.push(spos(s));
+        }
         Some(other) => sink.error("R201", pos(other), "correlation.group-by", format!("`group-by` must be a list of fields, found {}", kind_name(other))),
         None => {}
     }
@@ -355,7 +382,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
                 }
                 match k.as_str() {
                     "field" => match v.as_scalar() {
-                        Some(s) if !s.as_str().is_empty() => field = Some((FieldPath::new(s.as_str()), spos(k))),
+                        Some(s) if !s.as_str().is_empty() => field = Some((FieldPath::new(s.as_str()), spos(k), spos(s))),
                         _ => {
                             sink.error("R201", pos(v), &kp, "`field` must be a field name");
                             cond_ok = false;
@@ -417,6 +444,8 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             cond_ok = false;
         }
     }
+    let field_at = field.as_ref().map(|f| f.2);
+    let field = field.map(|(f, key_at, _)| (f, key_at));
     let kind = match ty {
         Some((t, t_at)) => {
             if let Some((_, at)) = percentile.filter(|_| t != "value_percentile") {
@@ -485,7 +514,79 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     if !cond_ok {
         return None;
     }
-    Some(Pending { kind: kind?, refs, group_by, group_by_per_rule, timespan: timespan?, window, threshold, generate })
+    Some(Pending { kind: kind?, refs, group_by, group_by_at, group_by_per_rule, field_at, timespan: timespan?, window, threshold, generate })
+}
+
+/// Renames what a correlation reads from each referenced detection's events by the
+/// pipelines that apply to that rule's logsource, as pySigma's field name mappings do to a
+/// correlation's `group-by`, `aliases` and `condition.field`. `logsources[i]` belongs to
+/// `p.refs[i]`; `None` is a referenced correlation, whose alerts carry its `group-by` names
+/// as written, so nothing read from them is renamed.
+///
+/// Each rule gets its own group-by paths (`group_by_per_rule`), so rules whose logsources map
+/// a field differently still group together; alerts keep the names as written. The measured
+/// field is one for all rules: it must map to the same path for every referenced detection.
+/// A field that maps to several paths (alternatives) cannot be read as one value (R209).
+pub(crate) fn apply_pipelines(p: &mut Pending, logsources: &[Option<LogSource>], pipelines: &Pipelines, sink: &mut Sink) {
+    let several = |field: &FieldPath, rule: &str, paths: &[FieldPath]| {
+        let list: Vec<&str> = paths.iter().map(FieldPath::as_str).collect();
+        (
+            format!("the pipelines map `{field}` to several paths for rule `{rule}` ({}); a correlation reads one path per field", list.join(", ")),
+            format!("give `{field}` a single target in a `field_name_mapping` for that rule's logsource"),
+        )
+    };
+    let mut per_rule = Vec::with_capacity(p.refs.len());
+    let mut changed = false;
+    for ((r, _, _), ls) in p.refs.iter().zip(logsources) {
+        let base = p.group_by_per_rule.iter().find(|(x, _)| x == r).map_or(&p.group_by, |(_, f)| f);
+        let mut fields = Vec::with_capacity(base.len());
+        for (gi, f) in base.iter().enumerate() {
+            let paths = ls.as_ref().map_or_else(|| vec![f.clone()], |ls| pipelines.rename(ls, f));
+            match paths.as_slice() {
+                [one] => {
+                    changed |= one != f;
+                    fields.push(one.clone());
+                }
+                _ => {
+                    let (msg, hint) = several(f, r, &paths);
+                    sink.error_hint("R209", p.group_by_at.get(gi).copied().unwrap_or((0, 0)), &format!("correlation.group-by[{gi}]"), msg, hint);
+                    fields.push(f.clone());
+                }
+            }
+        }
+        per_rule.push((r.clone(), fields));
+    }
+    if changed {
+        p.group_by_per_rule = per_rule;
+    }
+    let at = p.field_at.unwrap_or((0, 0));
+    let Some(field) = p.kind.field_mut() else { return };
+    let mut mapped: Vec<(&str, FieldPath)> = Vec::new();
+    for ((r, _, _), ls) in p.refs.iter().zip(logsources) {
+        let Some(ls) = ls else { continue };
+        match pipelines.rename(ls, field).as_slice() {
+            [one] => mapped.push((r, one.clone())),
+            paths => {
+                let (msg, hint) = several(field, r, paths);
+                sink.error_hint("R209", at, "correlation.condition.field", msg, hint);
+                return;
+            }
+        }
+    }
+    match mapped.first() {
+        Some((_, first)) if mapped.iter().all(|(_, f)| f == first) => *field = first.clone(),
+        Some(_) => {
+            let list: Vec<String> = mapped.iter().map(|(r, f)| format!("`{r}` → {f}")).collect();
+            sink.error_hint(
+                "R209",
+                at,
+                "correlation.condition.field",
+                format!("the pipelines map `{field}` differently for the referenced rules: {}", list.join(", ")),
+                "the measured field must be one path for every rule: map it the same way for their logsources",
+            );
+        }
+        None => {}
+    }
 }
 
 /// `aliases: {alias: {rule: field, …}, …}`: for each reference in `refs`, the `group-by`
@@ -726,5 +827,79 @@ mod tests {
         assert_eq!((e[0].code, e[0].key_path.as_str()), ("R201", "correlation.rules"));
         let e = two("  type: absence\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {gte: 1}\n").unwrap_err();
         assert_eq!((e[0].code, e[0].line, e[0].column), ("R201", 21, 15));
+    }
+
+    /// Two detections with their own logsources, a correlation over them, and the pipeline.
+    fn piped(pipeline: &str, body: &str) -> Result<crate::RuleSet, Vec<Diagnostic>> {
+        let p = crate::Pipeline::parse("p.yml", pipeline).unwrap_or_else(|d| panic!("{d}"));
+        let text = format!(
+            "title: Fw\nname: fw\nlogsource:\n  product: fw\ndetection:\n  s:\n    Action: deny\n  condition: s\n---\n\
+title: Proxy\nname: proxy\nlogsource:\n  product: proxy\ndetection:\n  s:\n    Action: block\n  condition: s\n---\n\
+title: C\nid: c\ncorrelation:\n{body}"
+        );
+        crate::load_sources_with(&[("c.yml".to_string(), text)], &crate::Pipelines::new(vec![p])).map_err(|d| d.0)
+    }
+
+    fn corr_of(set: &crate::RuleSet, i: usize) -> Correlation {
+        match &set.rules[i].kind {
+            RuleKind::Correlation(c) => c.clone(),
+            RuleKind::Detection(_) => panic!("rule {i} is a detection"),
+        }
+    }
+
+    const MAP_IP: &str = "name: m\ntransformations:\n  - type: field_name_mapping\n    mapping:\n      SourceIp: details.sourceipaddress\n      Bytes: details.bytes\n";
+
+    #[test]
+    fn pipelines_rename_group_by_per_rule_and_alerts_keep_the_names() {
+        let set = piped(MAP_IP, "  type: event_count\n  rules: fw\n  group-by: [SourceIp, host]\n  timespan: 5m\n  condition: {gte: 3}\n").unwrap();
+        let c = corr_of(&set, 2);
+        assert_eq!(c.group_by, vec![FieldPath::new("SourceIp"), FieldPath::new("host")], "alerts show the names as written");
+        assert_eq!(c.group_by_per_rule, vec![("fw".to_string(), vec![FieldPath::new("details.sourceipaddress"), FieldPath::new("host")])]);
+        // The same field in the Action of both rules is renamed too (a detection field).
+        let RuleKind::Detection(d) = &set.rules[0].kind else { panic!("rule 0 is a detection") };
+        assert!(d.matches_doc(serde_json::json!({"Action": "deny"}).as_object().unwrap()), "Action is not mapped");
+        // Without a mapping that touches them, nothing changes.
+        let set = piped(MAP_IP, "  type: event_count\n  rules: fw\n  group-by: [host]\n  timespan: 5m\n  condition: {gte: 3}\n").unwrap();
+        assert!(corr_of(&set, 2).group_by_per_rule.is_empty());
+    }
+
+    #[test]
+    fn pipelines_follow_each_referenced_rules_logsource_and_aliases() {
+        let pipeline = "name: m\ntransformations:\n  - type: field_name_mapping\n    mapping: {SourceIp: fw.src, Bytes: fw.bytes}\n    rule_conditions: [{type: logsource, product: fw}]\n  - type: field_name_mapping\n    mapping: {SourceIp: proxy.client, Bytes: proxy.bytes}\n    rule_conditions: [{type: logsource, product: proxy}]\n";
+        let set = piped(pipeline, "  type: temporal\n  rules: [fw, proxy]\n  group-by: [SourceIp]\n  timespan: 5m\n").unwrap();
+        assert_eq!(
+            corr_of(&set, 2).group_by_per_rule,
+            vec![("fw".to_string(), vec![FieldPath::new("fw.src")]), ("proxy".to_string(), vec![FieldPath::new("proxy.client")])],
+            "a rule's events are read where its logsource keeps the field"
+        );
+        // Alias fields are renamed, alias names are not.
+        let set = piped(pipeline, "  type: temporal\n  rules: [fw, proxy]\n  group-by: [ip]\n  timespan: 5m\n  aliases:\n    ip: {fw: SourceIp, proxy: dst}\n").unwrap();
+        let c = corr_of(&set, 2);
+        assert_eq!(c.group_by, vec![FieldPath::new("ip")]);
+        assert_eq!(c.group_by_per_rule, vec![("fw".to_string(), vec![FieldPath::new("fw.src")]), ("proxy".to_string(), vec![FieldPath::new("dst")])]);
+        // The measured field is one for all rules: mapped alike it is renamed, else R209.
+        let set = piped(MAP_IP, "  type: value_sum\n  rules: [fw, proxy]\n  timespan: 5m\n  condition: {field: Bytes, gt: 100}\n").unwrap();
+        assert_eq!(corr_of(&set, 2).kind, CorrelationType::ValueSum { field: FieldPath::new("details.bytes") });
+        let e = piped(pipeline, "  type: value_sum\n  rules: [fw, proxy]\n  timespan: 5m\n  condition: {field: Bytes, gt: 100}\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].line, e[0].column, e[0].key_path.as_str()), ("R209", 25, 22, "correlation.condition.field"));
+        assert!(e[0].message.contains("`fw` → fw.bytes") && e[0].message.contains("`proxy` → proxy.bytes"), "{}", e[0].message);
+    }
+
+    #[test]
+    fn a_field_mapped_to_several_paths_is_refused_where_it_is_written() {
+        let pipeline = "name: m\ntransformations:\n  - type: field_name_prefix\n    prefix: [a., b.]\n";
+        let e = piped(pipeline, "  type: event_count\n  rules: fw\n  group-by: [host, SourceIp]\n  timespan: 5m\n  condition: {gte: 3}\n").unwrap_err();
+        assert_eq!(e.len(), 2, "{e:#?}");
+        assert_eq!((e[0].code, e[0].line, e[0].column, e[0].key_path.as_str()), ("R209", 24, 14, "correlation.group-by[0]"));
+        assert_eq!((e[1].code, e[1].line, e[1].column), ("R209", 24, 20));
+        assert!(e[1].message.contains("(a.SourceIp, b.SourceIp)"), "{}", e[1].message);
+    }
+
+    #[test]
+    fn a_chained_correlation_reads_the_inner_alerts_names_unrenamed() {
+        let body = "  type: event_count\n  rules: fw\n  group-by: [SourceIp]\n  timespan: 5m\n  condition: {gte: 3}\n---\ntitle: Outer\nid: outer\ncorrelation:\n  type: event_count\n  rules: c\n  group-by: [SourceIp]\n  timespan: 1h\n  condition: {gte: 2}\n";
+        let set = piped(MAP_IP, body).unwrap();
+        assert_eq!(corr_of(&set, 2).group_by_per_rule[0].1, vec![FieldPath::new("details.sourceipaddress")]);
+        assert!(corr_of(&set, 3).group_by_per_rule.is_empty(), "the inner alert's group holds `SourceIp`");
     }
 }

@@ -257,6 +257,26 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
         }
     }
 
+    // Pipelines rename what each correlation reads from its detections' events.
+    if !pipelines.is_empty() {
+        for &ci in &keep {
+            let Some(p) = &cands[ci].pending else { continue };
+            let logsources: Vec<Option<crate::detection::LogSource>> = p
+                .refs
+                .iter()
+                .map(|(r, _, _)| match by_key.get(r).map(|&t| &cands[t].rule.kind) {
+                    Some(RuleKind::Detection(d)) => Some(d.logsource.clone()),
+                    _ => None,
+                })
+                .collect();
+            let sink = &mut sinks[cands[ci].file];
+            sink.rule_id = Some(cands[ci].rule.id.clone());
+            if let Some(p) = cands[ci].pending.as_mut() {
+                correlation::apply_pipelines(p, &logsources, pipelines, sink);
+            }
+        }
+    }
+
     // Within a file, in source order (keys are checked in a fixed order, not as written).
     let mut all: Vec<Diagnostic> = sinks
         .into_iter()

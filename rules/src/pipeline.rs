@@ -247,6 +247,14 @@ impl Pipelines {
             p.apply(det);
         }
     }
+
+    /// The path(s) a field named `field` in a detection rule with logsource `ls` ends up
+    /// at: what [`Pipelines::apply`] does to a field condition, for the fields a correlation
+    /// reads from that rule's events (`group-by`, `aliases`, `condition.field`). Several
+    /// paths are alternatives (the first present wins), as in a detection.
+    pub(crate) fn rename(&self, ls: &LogSource, field: &FieldPath) -> Vec<FieldPath> {
+        self.0.iter().fold(vec![field.clone()], |paths, p| p.rename_paths(ls, paths))
+    }
 }
 
 impl Pipeline {
@@ -270,7 +278,7 @@ impl Pipeline {
                         if applied.len() <= ci {
                             applied.resize(ci + 1, Vec::new());
                         }
-                        if c.keyword || !item.field_applies(c, &applied[ci], &self.items) {
+                        if c.keyword || !item.field_applies(c.paths(), &applied[ci], &self.items) {
                             continue;
                         }
                         let new = item.rename(c.paths());
@@ -290,6 +298,21 @@ impl Pipeline {
                 Transform::Placeholders { .. } => {}
             }
         }
+    }
+
+    /// The renaming half of [`Pipeline::apply`] for one field outside a detection.
+    fn rename_paths(&self, ls: &LogSource, mut paths: Vec<FieldPath>) -> Vec<FieldPath> {
+        let mut applied = Vec::new();
+        for (ii, item) in self.items.iter().enumerate() {
+            if !matches!(item.transform, Transform::Mapping(_) | Transform::Prefix(_)) || !item.rule_applies(ls) || !item.field_applies(paths.iter(), &applied, &self.items) {
+                continue;
+            }
+            if let Some(new) = item.rename(paths.iter()) {
+                paths = new;
+                applied.push(ii);
+            }
+        }
+        paths
     }
 
     /// Values for an `expand` placeholder (`%name%` → `name`), from `vars` through a
@@ -370,11 +393,11 @@ impl Item {
         hit != self.rule_cond_not
     }
 
-    fn field_applies(&self, c: &FieldCond, applied: &[usize], items: &[Item]) -> bool {
+    fn field_applies<'p>(&self, paths: impl Iterator<Item = &'p FieldPath>, applied: &[usize], items: &[Item]) -> bool {
         if self.field_conds.is_empty() {
             return true;
         }
-        let names: Vec<&str> = c.paths().map(FieldPath::as_str).collect();
+        let names: Vec<&str> = paths.map(FieldPath::as_str).collect();
         let one = |fc: &FieldNameCond| match fc {
             FieldNameCond::Include(ps) => names.iter().any(|n| ps.iter().any(|p| p.is_match(n))),
             FieldNameCond::Exclude(ps) => !names.iter().any(|n| ps.iter().any(|p| p.is_match(n))),
