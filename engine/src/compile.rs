@@ -285,4 +285,29 @@ title: C\nid: c\ncorrelation:\n  type: temporal_ordered\n  rules: [b-id, a]\n  g
         assert_eq!(brief, vec![(0, false, vec![(3, 0), (4, 0)]), (1, true, vec![]), (1, true, vec![])]);
         assert_eq!(plan.levels, 2);
     }
+
+    /// A pipeline renames a correlation's group-by field: the plan reads the mapped path,
+    /// and replay groups events carrying it (alerts name the field as the rule wrote it).
+    #[test]
+    fn a_pipeline_renames_the_group_by_that_events_are_read_by() {
+        let pipeline = rampart_rules::Pipeline::parse(
+            "p.yml",
+            "name: m\ntransformations:\n  - type: field_name_mapping\n    mapping:\n      SourceIp: details.sourceipaddress\n      Result: details.result\n",
+        )
+        .unwrap_or_else(|d| panic!("{d}"));
+        let text = "title: Fail\nname: fail\ndetection:\n  s:\n    Result: fail\n  condition: s\n---\n\
+title: Brute\nid: brute\ncorrelation:\n  type: event_count\n  rules: fail\n  group-by: [SourceIp]\n  timespan: 10s\n  condition: {gte: 2}\n";
+        let rules = Arc::new(rampart_rules::load_sources_with(&[("t.yml".to_string(), text.to_string())], &rampart_rules::Pipelines::new(vec![pipeline])).unwrap_or_else(|d| panic!("{d}")));
+        let plan = compile(&rules, 10).unwrap();
+        let KindPlan::Detection { feeds, .. } = &plan.rules[0].kind else { panic!("rule 0 is a detection") };
+        assert_eq!(feeds, &vec![Feed { slot: 1, step: 0, group_by: Some(vec![rampart_core::FieldPath::new("details.sourceipaddress")]) }]);
+        let ev = |id: u128, ms: u64, ip: &str| {
+            let mut e = event(id, ms, "fail", "unused", "u");
+            e.doc.insert("details".into(), serde_json::json!({"result": "fail", "sourceipaddress": ip}));
+            e
+        };
+        let alerts = replay(rules, cfg(1, 60_000), vec![ev(1, 1_000, "10.0.0.1"), ev(2, 2_000, "10.0.0.2"), ev(3, 3_000, "10.0.0.1")]).unwrap();
+        let brief: Vec<_> = alerts.iter().map(|a| (a.rule.id.as_str(), a.utctimestamp.0, a.group.get("SourceIp").cloned())).collect();
+        assert_eq!(brief, vec![("brute", 3_000, Some(serde_json::json!("10.0.0.1")))]);
+    }
 }
