@@ -48,7 +48,7 @@
 //! R113 Sigma v1 aggregation, R114 `expand` placeholder without configured values,
 //! R200 unsupported correlation type, R201 correlation shape, R202 unknown rule reference,
 //! R203 correlation cycle, R204 threshold (not a number, two bounds on one side, never
-//! met), R205 timespan, R206 `percentile`, R207 `aliases`, R208 `window`, R300 template
+//! met), R205 timespan, R206 `percentile`, R207 `aliases`, R208 `window`, R209 correlation field a pipeline cannot map to one path, R300 template
 //! syntax, R301 template placeholder not allowed, R400 `tests` shape. Pipeline files: P001
 //! pipeline shape, P002 unknown key, P003 unknown transformation type, P004 transformation
 //! shape, P005 rule/field-name condition, P006 unknown pipeline (not a built-in, unreadable
