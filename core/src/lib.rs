@@ -16,6 +16,7 @@
 
 pub mod ack;
 pub mod alert;
+pub mod cmp;
 pub mod error;
 pub mod event;
 pub mod field;
@@ -25,6 +26,7 @@ pub mod time;
 
 pub use ack::{AckStatus, AckToken};
 pub use alert::{Alert, EventRef};
+pub use cmp::Cmp;
 pub use error::{Domain, Retry};
 pub use event::{Event, EventId};
 pub use field::FieldPath;

@@ -83,22 +83,7 @@ impl fmt::Display for Number {
     }
 }
 
-/// A comparison of a [`Condition`].
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Cmp {
-    /// `>`
-    Gt,
-    /// `>=`
-    Gte,
-    /// `<`
-    Lt,
-    /// `<=`
-    Lte,
-    /// `==`
-    Eq,
-    /// `!=`
-    Neq,
-}
+pub use rampart_core::Cmp;
 
 /// A threshold: every comparison must hold (`gt: 100, lte: 200` is the range `(100, 200]`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -113,14 +98,7 @@ impl Condition {
     /// Does `v` meet every comparison?
     pub fn is_met(&self, v: Number) -> bool {
         let v = v.get();
-        self.0.iter().all(|&(op, n)| match op {
-            Cmp::Gt => v > n,
-            Cmp::Gte => v >= n,
-            Cmp::Lt => v < n,
-            Cmp::Lte => v <= n,
-            Cmp::Eq => v == n,
-            Cmp::Neq => v != n,
-        })
+        self.0.iter().all(|&(op, n)| op.holds(v, n))
     }
 }
 

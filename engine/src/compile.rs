@@ -4,8 +4,8 @@
 use crate::plan::{Feed, KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
-use rampart_correlation::{Aggregate, Cmp, Condition, Window};
-use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, ThresholdOp, WindowKind};
+use rampart_correlation::{Aggregate, Condition, Window};
+use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,22 +31,7 @@ fn ms(d: Duration) -> u64 {
 
 /// The rules' threshold as the operators' condition.
 fn condition(t: &Threshold) -> Condition {
-    Condition(
-        t.ops
-            .iter()
-            .map(|&(op, b)| {
-                let op = match op {
-                    ThresholdOp::Gt => Cmp::Gt,
-                    ThresholdOp::Gte => Cmp::Gte,
-                    ThresholdOp::Lt => Cmp::Lt,
-                    ThresholdOp::Lte => Cmp::Lte,
-                    ThresholdOp::Eq => Cmp::Eq,
-                    ThresholdOp::Neq => Cmp::Neq,
-                };
-                (op, b)
-            })
-            .collect(),
-    )
+    Condition(t.ops.clone())
 }
 
 /// Each correlation's level in its chain: 0 when it references only detections, else one
@@ -154,7 +139,7 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
 mod tests {
     use super::*;
     use crate::tests::{cfg, event};
-    use rampart_core::EventTime;
+    use rampart_core::{Cmp, EventTime};
 
     const RULES: &str = r#"
 title: Login failure

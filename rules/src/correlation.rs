@@ -98,48 +98,8 @@ pub enum WindowKind {
     Tumbling,
 }
 
-/// One comparison of a threshold.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ThresholdOp {
-    /// `gt`
-    Gt,
-    /// `gte`
-    Gte,
-    /// `lt`
-    Lt,
-    /// `lte`
-    Lte,
-    /// `eq`
-    Eq,
-    /// `neq`
-    Neq,
-}
-
-impl ThresholdOp {
-    fn parse(key: &str) -> Option<ThresholdOp> {
-        Some(match key {
-            "gt" => ThresholdOp::Gt,
-            "gte" => ThresholdOp::Gte,
-            "lt" => ThresholdOp::Lt,
-            "lte" => ThresholdOp::Lte,
-            "eq" => ThresholdOp::Eq,
-            "neq" => ThresholdOp::Neq,
-            _ => return None,
-        })
-    }
-
-    /// Does `v` satisfy `v <op> bound`?
-    pub fn holds(self, v: f64, bound: f64) -> bool {
-        match self {
-            ThresholdOp::Gt => v > bound,
-            ThresholdOp::Gte => v >= bound,
-            ThresholdOp::Lt => v < bound,
-            ThresholdOp::Lte => v <= bound,
-            ThresholdOp::Eq => v == bound,
-            ThresholdOp::Neq => v != bound,
-        }
-    }
-}
+/// One comparison of a threshold (the same type the correlation operators test).
+pub type ThresholdOp = rampart_core::Cmp;
 
 /// `condition: {gte: 10}` or a range such as `{gt: 100, lte: 200}`: every comparison must
 /// hold. At most one lower bound (`gt`/`gte`), one upper bound (`lt`/`lte`), and `eq` only
@@ -349,7 +309,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             let mut upper: Option<&str> = None;
             for (k, v) in cm.iter() {
                 let kp = format!("correlation.condition.{}", k.as_str());
-                if let Some(op) = ThresholdOp::parse(k.as_str()) {
+                if let Some(op) = ThresholdOp::from_key(k.as_str()) {
                     let text = v.as_scalar().map(|s| s.as_str().trim());
                     let bound = match text.and_then(|t| t.parse::<f64>().ok()).filter(|b| b.is_finite()) {
                         Some(b) if counts && (b < 0.0 || b.fract() != 0.0) => {
