@@ -33,7 +33,7 @@ use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::{Input as _, Map as _};
+use timely::dataflow::operators::vec::{Input as _, Map as _, Partition as _};
 use timely::dataflow::operators::{Concat, Inspect};
 
 /// The worker's input: events, given at the worker's watermark.
@@ -90,39 +90,50 @@ type RoutedStream<'s> = timely::dataflow::StreamVec<'s, u64, (Routed, u64, isize
 /// higher levels append `[level]`.
 fn correlate<'s>(routed: RoutedStream<'s>, specs: &Specs, level: u32) -> Crossings<'s> {
     let name = |n: &str| if level == 0 { n.to_string() } else { format!("{n}[{level}]") };
-    let counted = routed
-        .clone()
+    // One pass sends each record to its chain (a cloned stream would copy every record
+    // to all five chains and have each throw four of five away).
+    let mut parts = routed
+        .partition(5, |(r, t, d)| {
+            let part = match r {
+                Routed::Count(_) | Routed::Alert(_) => 0,
+                Routed::Distinct(_) => 1,
+                Routed::Numeric(_) => 2,
+                Routed::Step(_) => 3,
+                Routed::Absent(_) => 4,
+            };
+            (part, (r, t, d))
+        })
+        .into_iter();
+    let mut next = || parts.next().unwrap_or_else(|| unreachable!("partition gives five streams"));
+    let counted = next()
         .flat_map(|(r, t, d)| match r {
             Routed::Count(x) => Some((x, t, d)),
             _ => None,
         })
         .as_collection()
         .windowed_count_core(&name("WindowedCount"), specs);
-    let distinct = routed
-        .clone()
+    let distinct = next()
         .flat_map(|(r, t, d)| match r {
             Routed::Distinct(x) => Some((x, t, d)),
             _ => None,
         })
         .as_collection()
         .windowed_distinct_count_core(&name("WindowedDistinctCount"), specs);
-    let aggregated = routed
-        .clone()
+    let aggregated = next()
         .flat_map(|(r, t, d)| match r {
             Routed::Numeric(x) => Some((x, t, d)),
             _ => None,
         })
         .as_collection()
         .windowed_aggregate_core(&name("WindowedAggregate"), specs);
-    let sequenced = routed
-        .clone()
+    let sequenced = next()
         .flat_map(|(r, t, d)| match r {
             Routed::Step(x) => Some((x, t, d)),
             _ => None,
         })
         .as_collection()
         .windowed_sequence_core(&name("WindowedSequence"), specs);
-    let absent = routed
+    let absent = next()
         .flat_map(|(r, t, d)| match r {
             Routed::Absent(x) => Some((x, t, d)),
             _ => None,
@@ -163,7 +174,19 @@ pub(crate) fn build(
         }
     });
 
-    let detections: Candidates<'_, Payload> = routed.clone().flat_map(|(r, _, _)| match r {
+    // Part 0: detection alerts; part 1 + l: records for the correlations of level l. One
+    // pass, no copies (anything routed to a level the plan does not have lands in part 0,
+    // which keeps only alerts).
+    let p = plan.clone();
+    let levels_n = u64::from(plan.levels);
+    let mut parts = routed
+        .partition(levels_n + 1, move |(r, t, d)| {
+            let part = r.slot().map_or(0, |s| u64::from(p.level(s)) + 1);
+            (if part > levels_n { 0 } else { part }, (r, t, d))
+        })
+        .into_iter();
+    let mut next = || parts.next().unwrap_or_else(|| unreachable!("partition gives levels + 1 streams"));
+    let detections: Candidates<'_, Payload> = next().flat_map(|(r, _, _)| match r {
         Routed::Alert(c) => Some(c),
         _ => None,
     });
@@ -171,8 +194,7 @@ pub(crate) fn build(
     // `l` also reads the crossings of the levels below that its correlations reference.
     let mut levels: Vec<Crossings<'_>> = Vec::new();
     for level in 0..plan.levels {
-        let p = plan.clone();
-        let mut input = routed.clone().flat_map(move |(r, t, d)| (r.slot().is_some_and(|s| p.level(s) == level)).then_some((r, t, d)));
+        let mut input = next();
         for below in &levels {
             let p = plan.clone();
             let chained = below.clone().flat_map(move |c| {
@@ -189,7 +211,7 @@ pub(crate) fn build(
         levels.push(correlate(input, &plan.specs, level));
     }
     let p = plan.clone();
-    let mut correlated: Candidates<'_, Payload> = routed.clone().flat_map(|_| None);
+    let mut correlated: Candidates<'_, Payload> = timely::dataflow::operators::generic::operator::empty(scope);
     for crossings in levels {
         let p = p.clone();
         // Inner links of a chain alert only with `generate: true`.
