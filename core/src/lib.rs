@@ -9,6 +9,8 @@
 //! - [`normalize`]: turns any JSON object a shipper sent into an [`Event`], adding MozDef's
 //!   fields and moving nothing out of reach.
 //! - [`alert`]: [`Alert`], what a rule emits.
+//! - [`cmp`]: [`Cmp`], a threshold comparison (`gt` … `neq`), written by rules and tested by
+//!   the correlation operators.
 //! - [`field`]: [`FieldPath`], dotted paths into nested events (`details.sourceipaddress`).
 //! - [`ack`]: [`AckToken`], the end-to-end acknowledgement a source hands to every sink.
 //! - [`metrics`]: metric names (one enum), counters and the per-stage latency histograms.
