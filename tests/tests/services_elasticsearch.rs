@@ -15,18 +15,11 @@ use rampart_connectors::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput
 use rampart_connectors::{ConnectorError, EventBatch, Sink};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{AckStatus, AckToken, Alert, Counter, Event, EventId, EventTime, Metrics, Normalizer, Retry};
-use rampart_tests::services::{es_url, free_port, Es, Node};
+use rampart_tests::services::{es_url, free_port, unique, Es, Node};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A prefix no other test (or earlier run) uses.
-fn prefix(test: &str) -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("t{}-{test}-{nanos:x}{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-}
 
 fn config(url: &str, prefix: &str) -> ElasticsearchConfig {
     ElasticsearchConfig {
@@ -101,7 +94,7 @@ fn day_events(origin: &str, ts: &str, range: std::ops::Range<u64>) -> Vec<Arc<Ev
 async fn templates_mappings_documents_and_rolling_aliases() {
     let url = es_url();
     let es = Es::connect(&url).await;
-    let p = prefix("layout");
+    let p = unique("layout");
     let metrics = Arc::new(Metrics::new());
     let mut out = sink(config(&url, &p), &metrics).await;
 
@@ -176,7 +169,7 @@ async fn templates_mappings_documents_and_rolling_aliases() {
 async fn redelivered_events_are_stored_once() {
     let url = es_url();
     let es = Es::connect(&url).await;
-    let p = prefix("dup");
+    let p = unique("dup");
     let metrics = Arc::new(Metrics::new());
     let mut out = sink(config(&url, &p), &metrics).await;
     let events = day_events(&p, "2026-03-05T12:00:00Z", 0..5);
@@ -198,7 +191,7 @@ async fn redelivered_events_are_stored_once() {
 async fn a_document_that_breaks_the_mapping_is_dead_lettered_and_rejected_alone() {
     let url = es_url();
     let es = Es::connect(&url).await;
-    let p = prefix("dlq");
+    let p = unique("dlq");
     let metrics = Arc::new(Metrics::new());
     let mut out = sink(config(&url, &p), &metrics).await;
     let acks = Acks::default();
@@ -258,7 +251,7 @@ fn alert(rule: &str, ts: &str) -> Alert {
 async fn alerts_land_in_monthly_indices_behind_the_alias() {
     let url = es_url();
     let es = Es::connect(&url).await;
-    let p = prefix("alerts");
+    let p = unique("alerts");
     let metrics = Arc::new(Metrics::new());
     let mut out = sink(config(&url, &p), &metrics).await;
     let alerts = vec![alert("a", "2026-02-28T23:59:59Z"), alert("b", "2026-03-01T00:00:00Z"), alert("c", "2026-03-20T00:00:00Z")];
@@ -286,7 +279,7 @@ async fn alerts_land_in_monthly_indices_behind_the_alias() {
 async fn bulk_requests_go_out_by_size_and_by_age_without_a_flush() {
     let url = es_url();
     let es = Es::connect(&url).await;
-    let p = prefix("batch");
+    let p = unique("batch");
     let metrics = Arc::new(Metrics::new());
     let acks = Acks::default();
     // By size: 3 documents fill a request; the age limit is out of reach.
@@ -346,7 +339,7 @@ async fn startup_failures_say_what_to_fix() {
 async fn an_outage_holds_tokens_until_the_node_is_back_or_retry_for_passes() {
     let node = Node::start();
     let es = Es::connect(&node.url).await;
-    let p = prefix("outage");
+    let p = unique("outage");
     let metrics = Arc::new(Metrics::new());
     let acks = Acks::default();
     let ts = "2026-03-08T00:00:00Z";
