@@ -17,6 +17,7 @@
 //! - [`amqp`]: RabbitMQ: the queue input (MozDef's `eventtask`, acked after the outputs
 //!   store each message, dead-lettered when they never can) and the alerts output
 //!   (publisher confirms).
+//! - [`plugins`]: the plugin chain that shapes events between normalization and correlation.
 //! - [`ndjson`]: daily NDJSON files for events and alerts.
 //! - [`stdout`]: NDJSON on standard output.
 //! - [`elasticsearch`]: bulk indexing into Elasticsearch / OpenSearch with per-item acks.
@@ -37,6 +38,7 @@ pub mod file;
 pub mod http;
 mod json;
 pub mod ndjson;
+pub mod plugins;
 pub mod registry;
 pub mod secret;
 pub mod sink;
