@@ -18,6 +18,12 @@
 //!   measure and threshold are made of.
 //! - [`sequence`]: [`WindowedSequence::windowed_sequence`], how far an ordered list of
 //!   steps has progressed per key in a sliding window (Sigma's `temporal_ordered`).
+//! - [`new_term`]: [`NewTerms::new_terms`], the first time a value (or combination) is
+//!   seen per group after a learning period; bounded memory, saved and restored.
+//! - [`spike`]: [`Spikes::spikes`], the count in the current window against the reference
+//!   window(s) before it, up or down by a ratio; saved and restored.
+//! - [`persist`]: [`Saved`] state, [`Keep`] (restore and save options) and the
+//!   [`Snapshots`] sink the stateful operators offer their state to.
 //! - [`suppress`]: [`Suppress::suppress`], final ordering of alert candidates on worker 0
 //!   and per-rule suppression of repeats.
 //! - `window` (private): the sliding window as delayed retraction and the crossing
@@ -28,7 +34,10 @@ pub mod aggregate;
 pub mod count;
 pub mod distinct;
 pub mod measure;
+pub mod new_term;
+pub mod persist;
 pub mod sequence;
+pub mod spike;
 pub mod suppress;
 mod window;
 
@@ -37,7 +46,10 @@ pub use aggregate::WindowedAggregate;
 pub use count::WindowedCount;
 pub use distinct::WindowedDistinctCount;
 pub use measure::{Aggregate, Cmp, Condition, Number};
+pub use new_term::{NewTerms, TermSpec, TermSpecs};
+pub use persist::{Keep, OnEvict, Part, Saved, Snapshots};
 pub use sequence::WindowedSequence;
+pub use spike::{Direction, SpikeSpec, SpikeSpecs, Spikes};
 pub use suppress::{Candidate, Candidates, Durations, Suppress};
 
 use serde::{Deserialize, Serialize};
