@@ -51,7 +51,52 @@ pub enum CorrelationType {
         /// 0–100.
         percentile: u8,
     },
+    /// Rampart's `new_term`: the first time a value of `fields` (a combination when there
+    /// are several) is seen in a group, once `learning` has passed since the rule's first
+    /// event (see [`crate::stateful`]).
+    NewTerm {
+        /// The term's fields.
+        fields: Vec<FieldPath>,
+        /// Learning period (event time) from the rule's first event.
+        learning: Duration,
+        /// A term not seen for longer than this is new again.
+        forget_after: Option<Duration>,
+        /// Most terms remembered per group (least recently seen ones are forgotten).
+        max_terms: usize,
+    },
+    /// Rampart's `spike`: the count in the current window (`timespan`) against the
+    /// reference window(s) before it.
+    Spike(SpikeParams),
 }
+
+/// Which way a `spike` goes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SpikeDirection {
+    /// The current count is at least `ratio` times the reference.
+    Up,
+    /// The reference is at least `ratio` times the current count.
+    Down,
+    /// Either.
+    Both,
+}
+
+/// A `spike`'s reference and condition.
+#[derive(Copy, Clone, Debug, PartialEq)]
+pub struct SpikeParams {
+    /// The reference is the mean of this many windows before the current one (≥ 1).
+    pub reference_windows: u32,
+    /// Up, down or both.
+    pub direction: SpikeDirection,
+    /// Greater than 1.
+    pub ratio: f64,
+    /// The current count must be at least this (default 1).
+    pub min_current: u64,
+    /// The reference (per window) must be at least this (default 1).
+    pub min_reference: u64,
+}
+
+// `ratio` is finite (validated), so equality is total.
+impl Eq for SpikeParams {}
 
 impl CorrelationType {
     /// The type's name as written in rules.
@@ -66,18 +111,22 @@ impl CorrelationType {
             CorrelationType::TemporalOrdered => "temporal_ordered",
             CorrelationType::Absence => "absence",
             CorrelationType::ValuePercentile { .. } => "value_percentile",
+            CorrelationType::NewTerm { .. } => "new_term",
+            CorrelationType::Spike(_) => "spike",
         }
     }
 
-    /// The field a value type measures.
-    fn field_mut(&mut self) -> Option<&mut FieldPath> {
+    /// The fields a type reads besides `group-by`: the field a value type measures, a
+    /// new_term's term fields.
+    fn fields_mut(&mut self) -> Vec<&mut FieldPath> {
         match self {
             CorrelationType::ValueCount { field }
             | CorrelationType::ValueSum { field }
             | CorrelationType::ValueAvg { field }
             | CorrelationType::ValueMedian { field }
-            | CorrelationType::ValuePercentile { field, .. } => Some(field),
-            CorrelationType::EventCount | CorrelationType::Temporal | CorrelationType::TemporalOrdered | CorrelationType::Absence => None,
+            | CorrelationType::ValuePercentile { field, .. } => vec![field],
+            CorrelationType::NewTerm { fields, .. } => fields.iter_mut().collect(),
+            CorrelationType::EventCount | CorrelationType::Temporal | CorrelationType::TemporalOrdered | CorrelationType::Absence | CorrelationType::Spike(_) => Vec::new(),
         }
     }
 
@@ -179,16 +228,18 @@ pub(crate) struct Pending {
     pub group_by_per_rule: Vec<(String, Vec<FieldPath>)>,
     /// Where `condition.field` is written, when there is one.
     pub field_at: Option<(usize, usize)>,
+    /// Where each new_term `fields` entry is written.
+    pub fields_at: Vec<(usize, usize)>,
     pub timespan: Duration,
     pub window: WindowKind,
     pub threshold: Threshold,
     pub generate: bool,
 }
 
-const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases", "window"];
+const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases", "window", "fields", "learning", "forget_after", "max_terms", "reference_windows"];
 
 /// Supported `type`s.
-const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered", "absence"];
+const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered", "absence", "new_term", "spike"];
 
 /// Parses `correlation:`; every problem goes to `sink`.
 pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Option<Pending> {
@@ -268,6 +319,9 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
         Some(other) => sink.error("R201", pos(other), "correlation.group-by", format!("`group-by` must be a list of fields, found {}", kind_name(other))),
         None => {}
     }
+    // Rampart's new_term and spike take their own keys (`stateful`).
+    let stateful: Option<String> = ty.as_ref().map(|t| t.0.clone()).filter(|t| matches!(t.as_str(), "new_term" | "spike"));
+    crate::stateful::check_keys(ty.as_ref().map(|t| t.0.as_str()), map, sink);
     // timespan
     let timespan = match map.get_node("timespan") {
         Some(Node::Scalar(s)) => match rampart_core::time::parse_duration(s.as_str()) {
@@ -285,6 +339,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             sink.error("R205", pos(other), "correlation.timespan", "`timespan` must be a duration such as 5m");
             None
         }
+        None if stateful.as_deref() == Some("new_term") => Some(Duration::ZERO),
         None => {
             sink.error("R201", key_at, "correlation", "correlation has no `timespan`");
             None
@@ -300,6 +355,8 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     let mut cond_ok = true;
     let cond_at = crate::yaml::key_pos(map, "condition").unwrap_or(key_at);
     match map.get_node("condition") {
+        // Parsed with the type's other keys, below.
+        _ if stateful.is_some() => {}
         Some(c) if absence => {
             sink.error_hint("R201", pos(c), "correlation.condition", "`absence` takes no `condition`", "it fires when the second rule does not follow the first within `timespan`");
             cond_ok = false;
@@ -406,7 +463,12 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     }
     let field_at = field.as_ref().map(|f| f.2);
     let field = field.map(|(f, key_at, _)| (f, key_at));
+    let mut fields_at = Vec::new();
     let kind = match ty {
+        Some((t, t_at)) if stateful.is_some() => crate::stateful::parse(&t, t_at, map, key_at, sink).map(|(kind, at)| {
+            fields_at = at;
+            kind
+        }),
         Some((t, t_at)) => {
             if let Some((_, at)) = percentile.filter(|_| t != "value_percentile") {
                 sink.error_hint("R206", at, "correlation.condition.percentile", format!("`percentile` is only meaningful for value_percentile, not {t}"), "remove it");
@@ -474,7 +536,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     if !cond_ok {
         return None;
     }
-    Some(Pending { kind: kind?, refs, group_by, group_by_at, group_by_per_rule, field_at, timespan: timespan?, window, threshold, generate })
+    Some(Pending { kind: kind?, refs, group_by, group_by_at, group_by_per_rule, field_at, fields_at, timespan: timespan?, window, threshold, generate })
 }
 
 /// Renames what a correlation reads from each referenced detection's events by the
@@ -519,16 +581,34 @@ pub(crate) fn apply_pipelines(p: &mut Pending, logsources: &[Option<LogSource>],
     if changed {
         p.group_by_per_rule = per_rule;
     }
-    let at = p.field_at.unwrap_or((0, 0));
-    let Some(field) = p.kind.field_mut() else { return };
+    let field_at = p.field_at;
+    let fields_at = p.fields_at.clone();
+    for (i, field) in p.kind.fields_mut().into_iter().enumerate() {
+        let (at, key_path) = match fields_at.get(i) {
+            Some(at) => (*at, format!("correlation.fields[{i}]")),
+            None => (field_at.unwrap_or((0, 0)), "correlation.condition.field".to_string()),
+        };
+        rename_measured(field, at, &key_path, &p.refs, logsources, pipelines, sink);
+    }
+}
+
+/// Renames a field every referenced rule's events are read by (the measured field, a
+/// new_term's term fields): it must map to one path, the same for every rule.
+fn rename_measured(field: &mut FieldPath, at: (usize, usize), key_path: &str, refs: &[(String, usize, usize)], logsources: &[Option<LogSource>], pipelines: &Pipelines, sink: &mut Sink) {
     let mut mapped: Vec<(&str, FieldPath)> = Vec::new();
-    for ((r, _, _), ls) in p.refs.iter().zip(logsources) {
+    for ((r, _, _), ls) in refs.iter().zip(logsources) {
         let Some(ls) = ls else { continue };
         match pipelines.rename(ls, field).as_slice() {
             [one] => mapped.push((r, one.clone())),
             paths => {
-                let (msg, hint) = several(field, r, paths);
-                sink.error_hint("R209", at, "correlation.condition.field", msg, hint);
+                let list: Vec<&str> = paths.iter().map(FieldPath::as_str).collect();
+                sink.error_hint(
+                    "R209",
+                    at,
+                    key_path,
+                    format!("the pipelines map `{field}` to several paths for rule `{r}` ({}); a correlation reads one path per field", list.join(", ")),
+                    format!("give `{field}` a single target in a `field_name_mapping` for that rule's logsource"),
+                );
                 return;
             }
         }
@@ -540,7 +620,7 @@ pub(crate) fn apply_pipelines(p: &mut Pending, logsources: &[Option<LogSource>],
             sink.error_hint(
                 "R209",
                 at,
-                "correlation.condition.field",
+                key_path,
                 format!("the pipelines map `{field}` differently for the referenced rules: {}", list.join(", ")),
                 "the measured field must be one path for every rule: map it the same way for their logsources",
             );

@@ -3,7 +3,7 @@
 //! Rules are a superset of Sigma (spec v2): detection rules with selections, modifiers and a
 //! condition; correlation rules (`event_count`, `value_count`, `value_sum`, `value_avg`,
 //! `value_percentile`, `value_median`, `temporal`, `temporal_ordered`, with `aliases` and
-//! chains; Rampart's `absence` and tumbling windows); plus Rampart's `summary`, `severity`,
+//! chains; Rampart's `absence`, `new_term`, `spike` and tumbling windows); plus Rampart's `summary`, `severity`,
 //! `category`, `suppress` and in-file `tests`. Loading is parse → validate → compile to
 //! plain data; nothing here knows about dataflows, so `rampart rules validate`
 //! runs in milliseconds and the plan is tested as data.
@@ -17,6 +17,7 @@
 //!   conditions and rename fields at load time; the built-ins are embedded.
 //! - [`condition`]: the condition language (`sel and not 1 of filter_*`).
 //! - [`correlation`]: [`Correlation`] plans and [`Threshold`]s.
+//! - [`stateful`]: the keys of Rampart's `new_term` and `spike` correlations.
 //! - [`template`]: [`Template`], alert summaries with `{{ field }}` placeholders.
 //! - [`error`]: [`Diagnostic`]s with file, line, column, rule id, key path, code and hint.
 //!
@@ -61,10 +62,11 @@ pub mod error;
 mod load;
 pub mod matcher;
 pub mod pipeline;
+pub mod stateful;
 pub mod template;
 mod yaml;
 
-pub use correlation::{Correlation, CorrelationType, Threshold, ThresholdOp, WindowKind};
+pub use correlation::{Correlation, CorrelationType, SpikeDirection, SpikeParams, Threshold, ThresholdOp, WindowKind};
 pub use detection::{Detection, LogSource};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use load::{load_paths, load_paths_with, load_sources, load_sources_with, load_str};

@@ -326,6 +326,14 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
     Ok(RuleSet { rules, warnings: all })
 }
 
+/// A new_term's term fields: part of its alerts' group, after the `group-by` fields.
+fn term_fields(kind: &crate::CorrelationType) -> &[rampart_core::FieldPath] {
+    match kind {
+        crate::CorrelationType::NewTerm { fields, .. } => fields,
+        _ => &[],
+    }
+}
+
 fn scalar_str<'n>(map: &'n MarkedMappingNode, key: &str, sink: &mut Sink) -> Option<&'n str> {
     match map.get_node(key)? {
         Node::Scalar(s) => Some(s.as_str()),
@@ -484,7 +492,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
         }
     };
     let group_by: Vec<String> = match &body {
-        Some(Body::Correlation(p)) => p.group_by.iter().map(|f| f.as_str().to_string()).collect(),
+        Some(Body::Correlation(p)) => p.group_by.iter().chain(term_fields(&p.kind)).map(|f| f.as_str().to_string()).collect(),
         _ => detection_group_by.iter().map(|f| f.as_str().to_string()).collect(),
     };
     let summary = match map.get_node("summary") {
@@ -557,7 +565,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
             summary,
             suppress,
             group_by: match &kind {
-                RuleKind::Correlation(c) => c.group_by.clone(),
+                RuleKind::Correlation(c) => c.group_by.iter().chain(term_fields(&c.kind)).cloned().collect(),
                 RuleKind::Detection(_) => detection_group_by,
             },
             generate: true,
