@@ -70,6 +70,13 @@ named_enum!(
         AmqpRedelivered => ("rampart_amqp_redelivered_total", "AMQP deliveries marked redelivered by the broker"),
         /// AMQP connections re-established after a loss.
         AmqpReconnects => ("rampart_amqp_reconnects_total", "AMQP connections re-established after a loss"),
+        /// Terms a `new_term` correlation forgot because a group held `max_terms` (they
+        /// alert again if seen).
+        NewTermsEvicted => ("rampart_new_terms_evicted_total", "Terms new_term correlations forgot to stay within max_terms"),
+        /// Correlation state snapshots written to the state directory.
+        StateSnapshotsWritten => ("rampart_state_snapshots_written_total", "Correlation state snapshots written"),
+        /// Correlation state snapshots that could not be written.
+        StateSnapshotsFailed => ("rampart_state_snapshots_failed_total", "Correlation state snapshots that failed to write"),
     }
 );
 

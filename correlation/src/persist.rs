@@ -22,7 +22,7 @@ use timely::dataflow::StreamVec;
 
 /// One saved piece of operator state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Saved {
     /// The first and the newest record time a slot has seen (every worker keeps them).
     Extent {

@@ -4,8 +4,8 @@
 use crate::plan::{Feed, KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
-use rampart_correlation::{Aggregate, Condition, Window};
-use rampart_rules::{CorrelationType, RuleKind, RuleSet, Threshold, WindowKind};
+use rampart_correlation::{Aggregate, Condition, Direction, SpikeSpec, TermSpec, Window};
+use rampart_rules::{CorrelationType, RuleKind, RuleSet, SpikeDirection, Threshold, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -103,6 +103,23 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                     CorrelationType::Absence => Measure::Absence,
                     CorrelationType::ValueMedian { field } => Measure::Numeric(field.clone(), Aggregate::Percentile(50)),
                     CorrelationType::ValuePercentile { field, percentile } => Measure::Numeric(field.clone(), Aggregate::Percentile(*percentile)),
+                    CorrelationType::NewTerm { fields, learning, forget_after, max_terms } => Measure::NewTerm(
+                        fields.clone(),
+                        TermSpec { group_len: c.group_by.len(), learning_ms: ms(*learning), forget_ms: forget_after.map(ms), max_terms: *max_terms },
+                    ),
+                    CorrelationType::Spike(p) => Measure::Spike(SpikeSpec {
+                        window_ms: ms(c.timespan).max(1),
+                        reference_windows: p.reference_windows,
+                        direction: match p.direction {
+                            SpikeDirection::Up => Direction::Up,
+                            SpikeDirection::Down => Direction::Down,
+                            SpikeDirection::Both => Direction::Both,
+                        },
+                        ratio: p.ratio,
+                        min_current: p.min_current,
+                        min_reference: p.min_reference,
+                        max_refs,
+                    }),
                 };
                 KindPlan::Correlation {
                     type_name: c.kind.name(),
@@ -110,7 +127,8 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                     feeds: std::mem::take(&mut feeds[i]),
                     level: levels[i],
                     measure,
-                    group_by: c.group_by.clone(),
+                    // A new_term alert's group also names the term (as written).
+                    group_by: rule.group_by.clone(),
                     window: match c.window {
                         WindowKind::Sliding => Window::Sliding,
                         WindowKind::Tumbling => Window::Tumbling,

@@ -7,7 +7,9 @@
 //!             ├─ (slot, group) → value  ── WindowedDistinctCount ─────┤
 //!             ├─ (slot, group) → number ── WindowedAggregate ─────────┤
 //!             ├─ (slot, group) → step   ── WindowedSequence ──────────┤
-//!             └─ (slot, group) → step   ── Absence ───────────────────┤
+//!             ├─ (slot, group) → step   ── Absence ───────────────────┤
+//!             ├─ (slot, group ++ term)  ── NewTerms (state kept) ─────┤
+//!             └─ (slot, group) → event  ── Spikes (state kept) ───────┤
 //!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
 //! ```
 //!
@@ -22,9 +24,10 @@ use crate::plan::{group_key, text, Feed, KindPlan, Measure, Plan};
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
 use rampart_correlation::{
-    Absence, Candidate, Candidates, Contribution, Crossing, Crossings, Key, Number, Slot, Specs, Suppress, WindowedAggregate, WindowedCount, WindowedDistinctCount,
-    WindowedSequence,
+    Absence, Candidate, Candidates, Contribution, Crossing, Crossings, Key, NewTerms, Number, Slot, Spikes, Suppress, WindowedAggregate, WindowedCount,
+    WindowedDistinctCount, WindowedSequence,
 };
+use crate::state::WorkerKeep;
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -67,6 +70,8 @@ enum Routed {
     Numeric((Key, (Number, Contribution))),
     Step((Key, (u32, Contribution))),
     Absent((Key, (u32, Contribution))),
+    Term((Key, Contribution)),
+    Spike((Key, Contribution)),
 }
 
 impl Routed {
@@ -79,6 +84,7 @@ impl Routed {
             Routed::Numeric((k, _)) => Some(k.0),
             Routed::Step((k, _)) => Some(k.0),
             Routed::Absent((k, _)) => Some(k.0),
+            Routed::Term((k, _)) | Routed::Spike((k, _)) => Some(k.0),
         }
     }
 }
@@ -88,23 +94,26 @@ type RoutedStream<'s> = timely::dataflow::StreamVec<'s, u64, (Routed, u64, isize
 
 /// The four correlation chains of one level. Level 0's operators carry the plain names;
 /// higher levels append `[level]`.
-fn correlate<'s>(routed: RoutedStream<'s>, specs: &Specs, level: u32) -> Crossings<'s> {
+fn correlate<'s>(routed: RoutedStream<'s>, plan: &Plan, keep: &WorkerKeep, level: u32) -> Crossings<'s> {
+    let specs = &plan.specs;
     let name = |n: &str| if level == 0 { n.to_string() } else { format!("{n}[{level}]") };
     // One pass sends each record to its chain (a cloned stream would copy every record
-    // to all five chains and have each throw four of five away).
+    // to all seven chains and have each throw six of seven away).
     let mut parts = routed
-        .partition(5, |(r, t, d)| {
+        .partition(7, |(r, t, d)| {
             let part = match r {
                 Routed::Count(_) | Routed::Alert(_) => 0,
                 Routed::Distinct(_) => 1,
                 Routed::Numeric(_) => 2,
                 Routed::Step(_) => 3,
                 Routed::Absent(_) => 4,
+                Routed::Term(_) => 5,
+                Routed::Spike(_) => 6,
             };
             (part, (r, t, d))
         })
         .into_iter();
-    let mut next = || parts.next().unwrap_or_else(|| unreachable!("partition gives five streams"));
+    let mut next = || parts.next().unwrap_or_else(|| unreachable!("partition gives seven streams"));
     let counted = next()
         .flat_map(|(r, t, d)| match r {
             Routed::Count(x) => Some((x, t, d)),
@@ -140,7 +149,21 @@ fn correlate<'s>(routed: RoutedStream<'s>, specs: &Specs, level: u32) -> Crossin
         })
         .as_collection()
         .absence_core(&name("Absence"), specs);
-    counted.concat(distinct).concat(aggregated).concat(sequenced).concat(absent)
+    let terms = next()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Term(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .new_terms_core(&name("NewTerms"), &plan.terms, keep.for_operator(plan, level, true));
+    let spikes = next()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Spike(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .spikes_core(&name("Spikes"), &plan.spikes, keep.for_operator(plan, level, false));
+    counted.concat(distinct).concat(aggregated).concat(sequenced).concat(absent).concat(terms).concat(spikes)
 }
 
 /// Builds the dataflow in `scope` and returns its input.
@@ -150,6 +173,7 @@ pub(crate) fn build(
     metrics: &Arc<Metrics>,
     counters: &Arc<Counters>,
     alerts: flume::Sender<Alert>,
+    keep: &WorkerKeep,
 ) -> EventInput {
     let (input, events) = scope.new_input::<Arc<Event>>();
 
@@ -208,7 +232,7 @@ pub(crate) fn build(
             });
             input = input.concat(chained);
         }
-        levels.push(correlate(input, &plan.specs, level));
+        levels.push(correlate(input, plan, keep, level));
     }
     let p = plan.clone();
     let mut correlated: Candidates<'_, Payload> = timely::dataflow::operators::generic::operator::empty(scope);
@@ -281,8 +305,13 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
 /// correlation), whose fields `get` reads.
 fn feed_record(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn(&FieldPath) -> Option<Value>, contribution: Contribution, give: &mut dyn FnMut(Routed)) {
     let KindPlan::Correlation { measure, group_by, .. } = &plan.rules[feed.slot as usize].kind else { return };
-    let fields = feed.group_by.as_deref().unwrap_or(group_by);
-    let key = (feed.slot, fields.iter().map(|p| get(p).map_or_else(|| "null".to_string(), |v| v.to_string())).collect());
+    // A new_term's group-by names end with its term's.
+    let group_len = match measure {
+        Measure::NewTerm(terms, _) => group_by.len().saturating_sub(terms.len()),
+        _ => group_by.len(),
+    };
+    let fields = feed.group_by.as_deref().unwrap_or(&group_by[..group_len]);
+    let mut key: Key = (feed.slot, fields.iter().map(|p| get(p).map_or_else(|| "null".to_string(), |v| v.to_string())).collect());
     match measure {
         Measure::Events => give(Routed::Count((key, contribution))),
         Measure::Distinct(field) => {
@@ -294,6 +323,22 @@ fn feed_record(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn
         Measure::Rules => give(Routed::Distinct((key, (feed.step.to_string(), contribution)))),
         Measure::Sequence => give(Routed::Step((key, (feed.step, contribution)))),
         Measure::Absence => give(Routed::Absent((key, (feed.step, contribution)))),
+        Measure::Spike(_) => give(Routed::Spike((key, contribution))),
+        Measure::NewTerm(terms, _) => {
+            for f in terms {
+                match get(f) {
+                    Some(v) => key.1.push(v.to_string()),
+                    // Without every term field there is no term: counted, not remembered.
+                    None => {
+                        if let Some(m) = metrics {
+                            m.add(Counter::CorrelationValuesIgnored, 1);
+                        }
+                        return;
+                    }
+                }
+            }
+            give(Routed::Term((key, contribution)));
+        }
         Measure::Numeric(field, _) => match get(field).as_ref().and_then(number) {
             Some(n) => give(Routed::Numeric((key, (n, contribution)))),
             // Absent, non-numeric or non-finite: not part of the aggregate, counted.

@@ -27,13 +27,24 @@ pub enum EngineError {
     /// A worker panicked; its message is kept.
     #[error("dataflow worker failed: {0}")]
     Worker(String),
+    /// The correlation state file cannot be read (corrupt, from an incompatible version) or
+    /// written.
+    #[error("correlation state file {file}: {reason}; {hint}")]
+    State {
+        /// The file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+        /// What to do.
+        hint: String,
+    },
 }
 
 impl EngineError {
     /// Who has to act.
     pub fn domain(&self) -> Domain {
         match self {
-            EngineError::Config(_) | EngineError::Rule { .. } => Domain::User,
+            EngineError::Config(_) | EngineError::Rule { .. } | EngineError::State { .. } => Domain::User,
             EngineError::Closed | EngineError::Start(_) | EngineError::Worker(_) => Domain::Internal,
         }
     }

@@ -13,6 +13,8 @@
 //! - `dataflow`: the operators one worker runs (match, windowed counts, suppress, emit).
 //! - [`handle`]: the watermark, late-event filtering and the bounded per-worker channels.
 //! - [`error`]: the [`EngineError`] type.
+//! - [`state`]: new_term and spike state on disk ([`StateConfig`]): loaded before events
+//!   flow, snapshotted periodically and at shutdown, independent of the worker count.
 //!
 //! Workers park when idle and are unparked by the handle, so an idle engine costs nothing
 //! and a batch is picked up within microseconds.
@@ -28,11 +30,13 @@ mod dataflow;
 pub mod error;
 pub mod handle;
 mod plan;
+pub mod state;
 
 pub use compile::{replay, start};
 pub use error::EngineError;
 pub use flume;
 pub use handle::Handle;
+pub use state::StateConfig;
 
 use dataflow::{Counters, EventInput};
 use handle::{Batch, Shared};
@@ -55,11 +59,14 @@ pub struct EngineConfig {
     pub input_capacity: usize,
     /// Alerts queued before the dataflow waits for the consumer. Default 4096.
     pub alert_capacity: usize,
+    /// Where new_term and spike state is saved and restored from; `None` (the default):
+    /// it lives only as long as the engine.
+    pub state: Option<StateConfig>,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { workers: 1, lateness: Duration::from_secs(60), max_refs: 100, input_capacity: 64, alert_capacity: 4096 }
+        EngineConfig { workers: 1, lateness: Duration::from_secs(60), max_refs: 100, input_capacity: 64, alert_capacity: 4096, state: None }
     }
 }
 
@@ -104,6 +111,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     alerts: flume::Receiver<Alert>,
     guards: Option<timely::communication::initialize::WorkerGuards<()>>,
+    /// Where correlation state is saved, when it is.
+    store: Option<Arc<state::Store>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -132,8 +141,13 @@ impl Engine {
     /// them concurrently (another thread or task): with nobody receiving and the channel
     /// full, this waits forever. Sends racing with shutdown fail with
     /// [`EngineError::Closed`]; batches already accepted are processed.
+    /// With a state directory, the final snapshot is written before this returns; failing
+    /// to write it is an error ([`EngineError::State`]).
     pub fn shutdown(mut self) -> Result<EngineReport, EngineError> {
         self.stop()?;
+        if let Some(store) = &self.store {
+            store.finish()?;
+        }
         let c = &self.shared.counters;
         Ok(EngineReport {
             events: c.events.load(Ordering::Relaxed),
@@ -168,12 +182,35 @@ fn start_plan(plan: Plan, cfg: EngineConfig, metrics: Arc<Metrics>) -> Result<En
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..cfg.workers).map(|_| flume::bounded::<Batch>(cfg.input_capacity)).unzip();
     let (alert_tx, alert_rx) = flume::bounded(cfg.alert_capacity);
     let counters = Arc::new(Counters::default());
+    // Saved state is read before any worker starts, so it is in place before events flow.
+    let (restore, store) = match &cfg.state {
+        Some(sc) if plan.keeps_state() => {
+            let restore = state::load(sc, &plan)?;
+            // Each level builds one new_term and one spike operator per worker.
+            let instances = cfg.workers * plan.levels as usize * 2;
+            (restore, Some(Arc::new(state::Store::new(sc, &plan, instances, metrics.clone()))))
+        }
+        _ => (Vec::new(), None),
+    };
+    let restore = Arc::new(restore);
+    let interval = cfg.state.as_ref().map_or(Duration::from_secs(300), |s| s.interval);
+    let evicted = metrics.clone();
+    let on_evict: rampart_correlation::OnEvict = Arc::new(move |n| evicted.add(rampart_core::Counter::NewTermsEvicted, n));
+    let worker_store = store.clone();
     let shared = Arc::new(Shared::new(senders, cfg.lateness, counters.clone(), metrics.clone()));
     let worker_shared = shared.clone();
     let guards = timely::execute(timely::Config::process(cfg.workers), move |worker| {
         let index = worker.index();
+        let peers = worker.peers();
         let alerts = alert_tx.clone();
-        let mut input = worker.dataflow::<u64, _, _>(|scope| dataflow::build(scope, &plan, &metrics, &counters, alerts));
+        // Any share will do: each entry travels to the worker owning its key.
+        let keep = state::WorkerKeep {
+            restore: restore.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, e)| e.clone()).collect(),
+            store: worker_store.clone(),
+            interval,
+            on_evict: Some(on_evict.clone()),
+        };
+        let mut input = worker.dataflow::<u64, _, _>(|scope| dataflow::build(scope, &plan, &metrics, &counters, alerts, &keep));
         worker_shared.register(index);
         if let Some(rx) = receivers.get(index) {
             run(worker, &worker_shared, rx, &mut input);
@@ -183,7 +220,7 @@ fn start_plan(plan: Plan, cfg: EngineConfig, metrics: Arc<Metrics>) -> Result<En
         while worker.step_or_park(None) {}
     })
     .map_err(EngineError::Start)?;
-    Ok(Engine { shared, alerts: alert_rx, guards: Some(guards) })
+    Ok(Engine { shared, alerts: alert_rx, guards: Some(guards), store })
 }
 
 /// A worker's life while input is open: take batches, follow the watermark, park when idle.

@@ -7,7 +7,7 @@
 //! hand-made rules.
 
 use rampart_core::{Event, FieldPath};
-use rampart_correlation::{Aggregate, Condition, Durations, Specs, Window, WindowSpec};
+use rampart_correlation::{Aggregate, Condition, Durations, SpikeSpec, SpikeSpecs, Specs, TermSpec, TermSpecs, Window, WindowSpec};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -95,6 +95,11 @@ pub(crate) enum Measure {
     Sequence,
     /// `absence`: the first rule not followed by the second.
     Absence,
+    /// `new_term`: these fields (as read: renamed by pipelines) are the term; the
+    /// correlation's `group_by` ends with their names as written (the alert shows them).
+    NewTerm(Vec<FieldPath>, TermSpec),
+    /// `spike`.
+    Spike(SpikeSpec),
 }
 
 impl KindPlan {
@@ -116,6 +121,10 @@ pub(crate) struct Plan {
     pub durations: Durations,
     /// Levels of chained correlations (1 without chains; 0 without correlations).
     pub levels: u32,
+    /// new_term specs by slot.
+    pub terms: TermSpecs,
+    /// spike specs by slot.
+    pub spikes: SpikeSpecs,
 }
 
 impl Plan {
@@ -131,7 +140,7 @@ impl Plan {
                     condition: condition.clone(),
                     aggregate: match measure {
                         Measure::Numeric(_, a) => *a,
-                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence | Measure::Absence => Aggregate::Sum,
+                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence | Measure::Absence | Measure::NewTerm(..) | Measure::Spike(_) => Aggregate::Sum,
                     },
                     max_refs,
                 },
@@ -148,11 +157,30 @@ impl Plan {
             })
             .max()
             .unwrap_or(0);
-        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations), levels }
+        let terms = rules
+            .iter()
+            .map(|r| match &r.kind {
+                KindPlan::Correlation { measure: Measure::NewTerm(_, spec), .. } => Some(spec.clone()),
+                _ => None,
+            })
+            .collect();
+        let spikes = rules
+            .iter()
+            .map(|r| match &r.kind {
+                KindPlan::Correlation { measure: Measure::Spike(spec), .. } => Some(spec.clone()),
+                _ => None,
+            })
+            .collect();
+        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations), levels, terms: Arc::new(terms), spikes: Arc::new(spikes) }
     }
 }
 
 impl Plan {
+    /// Whether any rule keeps state worth saving (new_term, spike).
+    pub fn keeps_state(&self) -> bool {
+        self.terms.iter().any(Option::is_some) || self.spikes.iter().any(Option::is_some)
+    }
+
     /// A correlation's level in its chain (0 for anything else).
     pub fn level(&self, slot: u32) -> u32 {
         match self.rules.get(slot as usize).map(|r| &r.kind) {

@@ -61,6 +61,8 @@ fn correlation_when(id: &str, measure: Measure, window_ms: u64, condition: Condi
         Measure::Rules => "temporal",
         Measure::Sequence => "temporal_ordered",
         Measure::Absence => "absence",
+        Measure::NewTerm(..) => "new_term",
+        Measure::Spike(_) => "spike",
     };
     let kind =
         KindPlan::Correlation {
