@@ -63,11 +63,36 @@ pub struct EngineSection {
     /// quiet periods. Default true; turn off when feeding old data into `run`.
     #[serde(default = "yes")]
     pub processing_time_watermark: bool,
+    /// Save what `new_term` and `spike` rules have learnt, and restore it at start, so that
+    /// a restart does not flood. Default true (only rule sets with such rules write a file).
+    #[serde(default = "yes")]
+    pub keep_state: bool,
+    /// Directory of the correlation state file (`correlation-state.json`). Default: `state`
+    /// under the first file output's `dir` (`./data/state` with the default outputs).
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// How often the state is saved while running, e.g. `5m`; it is also saved at shutdown.
+    /// Default `5m`.
+    #[serde(default = "default_snapshot_interval", with = "humantime_serde_compat")]
+    pub snapshot_interval: Duration,
+    /// When the state file cannot be used (corrupt, another version), set it aside
+    /// (renamed `*.invalid-<ms>`) and start empty instead of refusing to start. Default false.
+    #[serde(default)]
+    pub discard_invalid_state: bool,
 }
 
 impl Default for EngineSection {
     fn default() -> Self {
-        EngineSection { workers: 1, lateness: default_lateness(), max_refs: default_max_refs(), processing_time_watermark: true }
+        EngineSection {
+            workers: 1,
+            lateness: default_lateness(),
+            max_refs: default_max_refs(),
+            processing_time_watermark: true,
+            keep_state: true,
+            state_dir: None,
+            snapshot_interval: default_snapshot_interval(),
+            discard_invalid_state: false,
+        }
     }
 }
 
@@ -91,6 +116,9 @@ fn yes() -> bool {
 }
 fn default_lateness() -> Duration {
     Duration::from_secs(60)
+}
+fn default_snapshot_interval() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_max_refs() -> usize {
     100
@@ -150,6 +178,9 @@ impl Config {
         if self.engine.workers == 0 || self.engine.workers > 256 {
             p.push(format!("engine.workers: must be between 1 and 256, got {}", self.engine.workers));
         }
+        if self.engine.snapshot_interval.is_zero() {
+            p.push("engine.snapshot_interval: must be longer than zero".to_string());
+        }
         if self.engine.max_refs == 0 {
             p.push("engine.max_refs: must be at least 1".to_string());
         }
@@ -187,6 +218,22 @@ impl Config {
             }
         }
         p
+    }
+
+    /// Where correlation state lives (`None` with `keep_state: false`): `state_dir`, else
+    /// `state` under the first file output's directory, else `./data/state`.
+    pub fn state(&self) -> Option<rampart_engine::StateConfig> {
+        if !self.engine.keep_state {
+            return None;
+        }
+        let dir = self.engine.state_dir.clone().unwrap_or_else(|| {
+            let data = self.outputs.iter().find_map(|o| match o {
+                OutputConfig::File(f) => Some(f.dir.clone()),
+                _ => None,
+            });
+            data.unwrap_or_else(|| PathBuf::from("./data")).join("state")
+        });
+        Some(rampart_engine::StateConfig { dir, interval: self.engine.snapshot_interval, discard_invalid: self.engine.discard_invalid_state })
     }
 
     /// The normalizer settings as core's type.
@@ -342,5 +389,20 @@ mod tests {
         assert_eq!(c.engine.lateness, Duration::from_secs(60));
         assert_eq!(c.inputs.len(), 1);
         assert_eq!(c.outputs.len(), 2);
+        let state = c.state().unwrap();
+        assert_eq!((state.dir, state.interval, state.discard_invalid), (PathBuf::from("./data/state"), Duration::from_secs(300), false));
+    }
+
+    #[test]
+    fn state_dir_follows_the_file_output_unless_set() {
+        let c = Config::parse("s.yml", "outputs:\n  - type: file\n    dir: /var/lib/rampart\n").unwrap();
+        assert_eq!(c.state().unwrap().dir, PathBuf::from("/var/lib/rampart/state"));
+        let c = Config::parse("s.yml", "engine:\n  state_dir: /srv/state\n  snapshot_interval: 30s\n  discard_invalid_state: true\n").unwrap();
+        assert_eq!(c.state(), Some(rampart_engine::StateConfig { dir: PathBuf::from("/srv/state"), interval: Duration::from_secs(30), discard_invalid: true }));
+        let c = Config::parse("s.yml", "outputs:\n  - type: stdout\n").unwrap();
+        assert_eq!(c.state().unwrap().dir, PathBuf::from("./data/state"));
+        assert!(Config::parse("s.yml", "engine:\n  keep_state: false\n").unwrap().state().is_none());
+        let err = Config::parse("s.yml", "engine:\n  snapshot_interval: 0s\n").unwrap_err().to_string();
+        assert!(err.contains("engine.snapshot_interval"), "{err}");
     }
 }

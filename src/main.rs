@@ -219,6 +219,15 @@ struct EngineArgs {
     /// event minus this are counted as late and not correlated. Default 1m.
     #[arg(long, value_parser = parse_duration)]
     lateness: Option<Duration>,
+    /// Directory where new_term and spike rules keep their state across restarts
+    /// (`run` default: `state` under the data directory, see docs/configuration.md;
+    /// `replay` keeps none unless given).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// If the saved correlation state cannot be used (corrupt, another version), set it
+    /// aside and start empty instead of refusing to start.
+    #[arg(long)]
+    discard_invalid_state: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -390,6 +399,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             if let Some(l) = engine.lateness {
                 cfg.engine.lateness = l;
             }
+            if let Some(d) = engine.state_dir {
+                cfg.engine.keep_state = true;
+                cfg.engine.state_dir = Some(d);
+            }
+            cfg.engine.discard_invalid_state |= engine.discard_invalid_state;
             let rules = load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders)?;
             pipeline::run(cfg, rules).context("rampart run")?;
             Ok(ExitCode::SUCCESS)
@@ -399,6 +413,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             let opts = pipeline::ReplayOptions {
                 workers: engine.workers.unwrap_or(1).max(1),
                 lateness: engine.lateness.unwrap_or(Duration::from_secs(60)),
+                state: engine.state_dir.map(|dir| rampart_engine::StateConfig { dir, interval: Duration::from_secs(300), discard_invalid: engine.discard_invalid_state }),
                 data_dir,
                 input,
             };

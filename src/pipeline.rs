@@ -23,6 +23,8 @@ use std::time::Duration;
 pub struct ReplayOptions {
     pub workers: usize,
     pub lateness: Duration,
+    /// Where new_term and spike state is kept, if anywhere.
+    pub state: Option<rampart_engine::StateConfig>,
     pub data_dir: Option<PathBuf>,
     pub input: PathBuf,
 }
@@ -111,7 +113,8 @@ fn check_binds(inputs: &[InputConfig]) -> Result<()> {
 /// `rampart run`.
 pub fn run(cfg: Config, rules: Arc<RuleSet>) -> Result<()> {
     check_binds(&cfg.inputs)?;
-    let engine_cfg = EngineConfig { workers: cfg.engine.workers, lateness: cfg.engine.lateness, max_refs: cfg.engine.max_refs, ..EngineConfig::default() };
+    let state = cfg.state();
+    let engine_cfg = EngineConfig { workers: cfg.engine.workers, lateness: cfg.engine.lateness, max_refs: cfg.engine.max_refs, state: state.clone(), ..EngineConfig::default() };
     let spec = PipelineSpec {
         inputs: cfg.inputs.clone(),
         outputs: cfg.outputs.clone(),
@@ -122,6 +125,9 @@ pub fn run(cfg: Config, rules: Arc<RuleSet>) -> Result<()> {
         eprintln!("rampart: input {}", i.describe());
     }
     eprintln!("rampart: {} rules loaded, lateness {}", rules.len(), rampart_core::time::format_duration(cfg.engine.lateness));
+    if let Some(s) = &state {
+        eprintln!("rampart: correlation state (new_term, spike) kept in {}", s.dir.display());
+    }
     execute(spec, rules, engine_cfg)?;
     Ok(())
 }
@@ -138,7 +144,7 @@ pub fn replay(opts: ReplayOptions, rules: Arc<RuleSet>) -> Result<bool> {
         normalizer: normalizer(),
         processing_time_watermark: None,
     };
-    let engine_cfg = EngineConfig { workers: opts.workers, lateness: opts.lateness, ..EngineConfig::default() };
+    let engine_cfg = EngineConfig { workers: opts.workers, lateness: opts.lateness, state: opts.state, ..EngineConfig::default() };
     let report = execute(spec, rules, engine_cfg)?;
     Ok(report.accepted > 0 || report.invalid > 0 || report.input_errors().next().is_none())
 }
