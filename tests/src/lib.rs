@@ -3,6 +3,8 @@
 //!
 //! - `crate_graph.rs`: the dependency map of `STYLE.md` holds (no forbidden edge).
 //! - `golden.rs`: cases under `tests/cases/<case>/` replayed at 1, 2 and 4 workers.
+//! - `workers.rs`: 1 and 4 workers (and a restart onto another worker count) give the same
+//!   alerts over the shipped library, new_term and spike rules and the demo traffic.
 //! - `cli.rs`: `rampart replay`, `rules validate`, `rules test` and the HTTP input,
 //!   through the real binary.
 //! - `kibana.rs`: `rampart kibana import/export` against a stand-in for Kibana's import API.
