@@ -90,7 +90,13 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
             RuleKind::Detection(_) => {
                 let rs = rules.clone();
                 let matcher: Matcher = Box::new(move |e| matches!(rs.rules.get(i).map(|r| &r.kind), Some(RuleKind::Detection(d)) if d.matches(e)));
-                KindPlan::Detection { matcher, generate: rule.generate, feeds: std::mem::take(&mut feeds[i]), group_by: rule.group_by.clone() }
+                KindPlan::Detection {
+                    matcher,
+                    generate: rule.generate,
+                    feeds: std::mem::take(&mut feeds[i]),
+                    group_by: rule.group_by.clone(),
+                    read_group_by: if rule.read_group_by.len() == rule.group_by.len() { rule.read_group_by.clone() } else { rule.group_by.clone() },
+                }
             }
             RuleKind::Correlation(c) => {
                 let measure = match &c.kind {
@@ -312,5 +318,30 @@ title: Brute\nid: brute\ncorrelation:\n  type: event_count\n  rules: fail\n  gro
         let alerts = replay(rules, cfg(1, 60_000), vec![ev(1, 1_000, "10.0.0.1"), ev(2, 2_000, "10.0.0.2"), ev(3, 3_000, "10.0.0.1")]).unwrap();
         let brief: Vec<_> = alerts.iter().map(|a| (a.rule.id.as_str(), a.utctimestamp.0, a.group.get("SourceIp").cloned())).collect();
         assert_eq!(brief, vec![("brute", 3_000, Some(serde_json::json!("10.0.0.1")))]);
+    }
+
+    /// Rampart's top-level `group-by` on a detection rule is renamed too: alerts are grouped
+    /// (and suppressed) by the mapped path and name the field as written.
+    #[test]
+    fn a_pipeline_renames_a_detection_rules_group_by() {
+        let pipeline = rampart_rules::Pipeline::parse("p.yml", "name: m\ntransformations:\n  - type: field_name_mapping\n    mapping:\n      SourceIp: details.sourceipaddress\n      Result: details.result\n")
+            .unwrap_or_else(|d| panic!("{d}"));
+        let text = "title: Root\nid: root\ngroup-by: [SourceIp]\nsuppress: 1m\ndetection:\n  s:\n    Result: root\n  condition: s\n";
+        let rules = Arc::new(rampart_rules::load_sources_with(&[("t.yml".to_string(), text.to_string())], &rampart_rules::Pipelines::new(vec![pipeline])).unwrap_or_else(|d| panic!("{d}")));
+        assert_eq!(rules.rules[0].group_by, vec![rampart_core::FieldPath::new("SourceIp")]);
+        assert_eq!(rules.rules[0].read_group_by, vec![rampart_core::FieldPath::new("details.sourceipaddress")]);
+        let ev = |id: u128, ms: u64, ip: &str| {
+            let mut e = event(id, ms, "root", "unused", "u");
+            e.doc.insert("details".into(), serde_json::json!({"result": "root", "sourceipaddress": ip}));
+            e
+        };
+        let alerts = replay(rules.clone(), cfg(1, 60_000), vec![ev(1, 1_000, "10.0.0.1"), ev(2, 2_000, "10.0.0.2"), ev(3, 3_000, "10.0.0.1")]).unwrap();
+        let brief: Vec<_> = alerts.iter().map(|a| (a.utctimestamp.0, a.group.get("SourceIp").cloned())).collect();
+        // Without the rename every event would group as `null`: one alert, the rest suppressed.
+        assert_eq!(brief, vec![(1_000, Some(serde_json::json!("10.0.0.1"))), (2_000, Some(serde_json::json!("10.0.0.2")))]);
+        // A field mapped to two paths cannot be one group value: refused where it is written.
+        let two = rampart_rules::Pipeline::parse("p.yml", "name: m\ntransformations:\n  - type: field_name_prefix\n    prefix: [a., b.]\n").unwrap_or_else(|d| panic!("{d}"));
+        let e = rampart_rules::load_sources_with(&[("t.yml".to_string(), text.to_string())], &rampart_rules::Pipelines::new(vec![two])).unwrap_err();
+        assert_eq!((e.0[0].code, e.0[0].line, e.0[0].column, e.0[0].key_path.as_str()), ("R209", 3, 12, "group-by[0]"));
     }
 }

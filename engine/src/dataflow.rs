@@ -275,7 +275,7 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
     let contribution = || Contribution { time: event.time.0, id: event.id.0, accepted_ns: event.accepted_ns };
     for &index in &plan.detections {
         let rule = &plan.rules[index as usize];
-        let KindPlan::Detection { matcher, generate, feeds, group_by } = &rule.kind else { continue };
+        let KindPlan::Detection { matcher, generate, feeds, read_group_by, .. } = &rule.kind else { continue };
         if !matcher(event) {
             continue;
         }
@@ -291,7 +291,7 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
                 time: event.time.0,
                 slot: index,
                 // Without a `group-by` the key is empty: `suppress` then covers the rule.
-                key: group_key(event, group_by),
+                key: group_key(event, read_group_by),
                 payload: Payload::Detection { event: event.id.0, summary, accepted_ns: event.accepted_ns },
             }));
         }

@@ -38,8 +38,11 @@ pub(crate) enum KindPlan {
         generate: bool,
         /// Correlation rules that reference this detection.
         feeds: Vec<Feed>,
-        /// Rampart's top-level `group-by`: the alert's group (and so `suppress`'s key).
+        /// Rampart's top-level `group-by`: the alert's group (and so `suppress`'s key), as
+        /// written.
         group_by: Vec<FieldPath>,
+        /// Where events keep those fields (renamed by pipelines); same length.
+        read_group_by: Vec<FieldPath>,
     },
     Correlation {
         /// The rule's `type` as written (`event_count`, `value_median`, …).

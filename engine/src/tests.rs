@@ -46,7 +46,7 @@ fn detection(id: &str, value: &'static str, generate: bool, feeds: Vec<u32>) -> 
     let feeds = feeds.into_iter().map(|slot| plan::Feed::to(slot, 0)).collect();
     let path = FieldPath::new("details.result");
     let matcher: plan::Matcher = Box::new(move |e: &Event| e.get(&path) == Some(&json!(value)));
-    rule(id, "{{ rule.title }}: {{ details.user }} from {{ details.src }}", 0, KindPlan::Detection { matcher, generate, feeds, group_by: Vec::new() })
+    rule(id, "{{ rule.title }}: {{ details.user }} from {{ details.src }}", 0, KindPlan::Detection { matcher, generate, feeds, group_by: Vec::new(), read_group_by: Vec::new() })
 }
 
 fn correlation(id: &str, measure: Measure, window_ms: u64, threshold: u64, suppress_ms: u64) -> RulePlan {

@@ -139,6 +139,10 @@ pub struct Rule {
     /// The fields that make an alert's group: a correlation's `group-by`, or for a
     /// detection rule Rampart's top-level `group-by` (empty: the rule is one group).
     pub group_by: Vec<rampart_core::FieldPath>,
+    /// For a detection rule, where its events keep the `group_by` fields: the same fields
+    /// renamed by the pipelines for the rule's logsource (alerts still name them as written).
+    /// Empty for a correlation (its per-rule paths are in the [`Correlation`]).
+    pub read_group_by: Vec<rampart_core::FieldPath>,
     /// Does a match produce an alert of its own? (Detections referenced by correlations
     /// do only when some referencing correlation says `generate: true`.)
     pub generate: bool,

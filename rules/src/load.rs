@@ -469,7 +469,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
     };
     // Rampart's top-level `group-by` on a detection rule: the fields that make an alert's
     // group, so `suppress` can apply per host (or user, …) instead of per rule.
-    let detection_group_by: Vec<rampart_core::FieldPath> = match map.get_node("group-by") {
+    let group_by_at: Vec<(rampart_core::FieldPath, (usize, usize))> = match map.get_node("group-by") {
         None => Vec::new(),
         Some(n) if is_correlation => {
             sink.error_hint("R201", pos(n), "group-by", "a correlation's `group-by` belongs under `correlation:`", "move it into the correlation section");
@@ -478,18 +478,42 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
         Some(Node::Sequence(items)) => items
             .iter()
             .filter_map(|i| match i {
-                Node::Scalar(f) if !f.as_str().is_empty() => Some(rampart_core::FieldPath::new(f.as_str())),
+                Node::Scalar(f) if !f.as_str().is_empty() => Some((rampart_core::FieldPath::new(f.as_str()), spos(f))),
                 other => {
                     sink.error("R003", pos(other), "group-by", "`group-by` entries must be field names");
                     None
                 }
             })
             .collect(),
-        Some(Node::Scalar(f)) => vec![rampart_core::FieldPath::new(f.as_str())],
+        Some(Node::Scalar(f)) => vec![(rampart_core::FieldPath::new(f.as_str()), spos(f))],
         Some(other) => {
             sink.error("R003", pos(other), "group-by", format!("`group-by` must be a list of field names, found {}", kind_name(other)));
             Vec::new()
         }
+    };
+    let detection_group_by: Vec<rampart_core::FieldPath> = group_by_at.iter().map(|(f, _)| f.clone()).collect();
+    // Pipelines rename where the events keep those fields, as they rename the detection's
+    // own fields and a correlation's `group-by`; alerts keep the names as written.
+    let read_group_by: Vec<rampart_core::FieldPath> = match &body {
+        Some(Body::Detection(d)) => group_by_at
+            .iter()
+            .enumerate()
+            .map(|(i, (f, at))| match pipelines.rename(&d.logsource, f).as_slice() {
+                [one] => one.clone(),
+                paths => {
+                    let list: Vec<&str> = paths.iter().map(rampart_core::FieldPath::as_str).collect();
+                    sink.error_hint(
+                        "R209",
+                        *at,
+                        &format!("group-by[{i}]"),
+                        format!("the pipelines map `{f}` to several paths ({}); an alert's group reads one path per field", list.join(", ")),
+                        format!("give `{f}` a single target in a `field_name_mapping` for this rule's logsource"),
+                    );
+                    f.clone()
+                }
+            })
+            .collect(),
+        _ => Vec::new(),
     };
     let group_by: Vec<String> = match &body {
         Some(Body::Correlation(p)) => p.group_by.iter().chain(term_fields(&p.kind)).map(|f| f.as_str().to_string()).collect(),
@@ -568,6 +592,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
                 RuleKind::Correlation(c) => c.group_by.iter().chain(term_fields(&c.kind)).cloned().collect(),
                 RuleKind::Detection(_) => detection_group_by,
             },
+            read_group_by,
             generate: true,
             loc: SourceLoc { file: file.to_string(), line: doc_line },
             kind,
