@@ -262,6 +262,17 @@ mod tests {
     }
 
     #[test]
+    fn pipelines_rename_new_term_fields_and_alerts_keep_the_names() {
+        let p = crate::Pipeline::parse("p.yml", "name: m\ntransformations:\n  - type: field_name_mapping\n    mapping: {SourceIp: details.sourceipaddress, User: details.username}\n").unwrap_or_else(|d| panic!("{d}"));
+        let text = format!("{BASE}  type: new_term\n  rules: login\n  group-by: [User]\n  fields: [SourceIp]\n  learning: 1d\n");
+        let set = crate::load_sources_with(&[("c.yml".to_string(), text)], &crate::Pipelines::new(vec![p])).unwrap_or_else(|d| panic!("{d}"));
+        let RuleKind::Correlation(c) = &set.rules[1].kind else { panic!("rule 1 is a correlation") };
+        assert!(matches!(&c.kind, CorrelationType::NewTerm { fields, .. } if fields == &vec![FieldPath::new("details.sourceipaddress")]));
+        assert_eq!(c.group_by_per_rule, vec![("login".to_string(), vec![FieldPath::new("details.username")])]);
+        assert_eq!(set.rules[1].group_by, vec![FieldPath::new("User"), FieldPath::new("SourceIp")], "alerts name them as written");
+    }
+
+    #[test]
     fn spike_condition_and_defaults() {
         let (k, _) = kind("  type: spike\n  rules: login\n  timespan: 1h\n  condition: {ratio: 3}\n").unwrap();
         assert_eq!(k, CorrelationType::Spike(SpikeParams { reference_windows: 1, direction: SpikeDirection::Up, ratio: 3.0, min_current: 1, min_reference: 1 }));
