@@ -461,6 +461,32 @@ title: Login spike\nid: spike\ncorrelation:\n  type: spike\n  rules: login\n  ti
     }
 
     #[test]
+    fn snapshots_are_written_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = EngineConfig { workers: 2, lateness: Duration::ZERO, state: Some(StateConfig { dir: dir.path().to_path_buf(), interval: Duration::from_millis(10), discard_invalid: false }), ..EngineConfig::default() };
+        let metrics = Arc::new(Metrics::new());
+        let engine = crate::start(rules(RULES), cfg, metrics.clone()).unwrap();
+        let rx = engine.alerts();
+        let collector = std::thread::spawn(move || rx.iter().count());
+        let handle = engine.handle();
+        handle.send_blocking(vec![Arc::new(login(1, 1_000, "alice", "10.0.0.1"))]).unwrap();
+        let known = |f: &Path| read(f).ok().flatten().is_some_and(|f| f.entries.iter().any(|e| matches!(e, Saved::Terms { terms, .. } if terms.iter().any(|(t, _)| t == &vec!["\"10.0.0.1\"".to_string()]))));
+        let file = dir.path().join(FILE_NAME);
+        let start = Instant::now();
+        let mut t = 2_000;
+        // Operators offer their state when they run: keep time moving until a snapshot holds the term.
+        while !known(&file) && start.elapsed() < Duration::from_secs(20) {
+            handle.advance_to(rampart_core::EventTime(t));
+            t += 1_000;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(known(&file), "a periodic snapshot while running");
+        assert!(metrics.get(Counter::StateSnapshotsWritten) >= 1);
+        engine.shutdown().unwrap();
+        collector.join().unwrap();
+    }
+
+    #[test]
     fn the_snapshot_is_written_atomically_and_nothing_is_written_without_stateful_rules() {
         let dir = tempfile::tempdir().unwrap();
         let only_detections = rules("title: Login\nid: login\ndetection:\n  s:\n    details.result: login\n  condition: s\n");

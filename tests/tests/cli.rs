@@ -399,3 +399,46 @@ fn run_fails_fast_when_the_http_port_is_taken() {
     assert!(err.contains(&addr) && err.contains("cannot listen"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(20), "must not keep retrying");
 }
+
+/// `replay --state-dir`: what a new_term rule learnt in one replay is known in the next; a
+/// corrupt state file stops the run naming the file, unless `--discard-invalid-state`.
+#[test]
+fn replay_keeps_new_term_state_in_the_state_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("new_term.yml");
+    std::fs::write(
+        &rules,
+        "title: SSH login\nname: ssh_login\ndetection:\n  s:\n    processname: sshd\n  condition: s\n---\n\
+title: New source for a user\nid: ssh-new-source\ncorrelation:\n  type: new_term\n  rules: ssh_login\n  group-by: [details.username]\n  fields: [details.sourceipaddress]\n  learning: 1m\n",
+    )
+    .unwrap();
+    let login = |t: &str, user: &str, ip: &str| format!("{{\"utctimestamp\": \"2026-01-01T00:{t}Z\", \"processname\": \"sshd\", \"summary\": \"login\", \"details\": {{\"username\": \"{user}\", \"sourceipaddress\": \"{ip}\"}}}}\n");
+    let first = dir.path().join("first.ndjson");
+    std::fs::write(&first, login("00:00", "alice", "10.0.0.1") + &login("00:30", "bob", "10.0.0.2")).unwrap();
+    let second = dir.path().join("second.ndjson");
+    std::fs::write(&second, login("05:00", "alice", "10.0.0.1") + &login("05:10", "bob", "10.0.0.9")).unwrap();
+    let state = dir.path().join("state");
+    let replay = |file: &Path, extra: &[&str]| {
+        let mut args = vec!["replay", "--rules", rules.to_str().unwrap(), "--state-dir", state.to_str().unwrap()];
+        args.extend(extra);
+        args.push(file.to_str().unwrap());
+        rampart().args(&args).output().unwrap()
+    };
+    let out = replay(&first, &[]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(alerts_of(&out.stdout).is_empty(), "learning");
+    assert!(state.join("correlation-state.json").is_file());
+    let out = replay(&second, &[]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let alerts = alerts_of(&out.stdout);
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!((alerts[0]["group"]["details.username"].as_str(), alerts[0]["group"]["details.sourceipaddress"].as_str()), (Some("bob"), Some("10.0.0.9")));
+
+    std::fs::write(state.join("correlation-state.json"), "{\"format\": \"rampart-correlation-state\", \"version\": 1, \"ent").unwrap();
+    let out = replay(&second, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("correlation-state.json") && stderr.contains("corrupt") && stderr.contains("--discard-invalid-state"), "{stderr}");
+    let out = replay(&second, &["--discard-invalid-state"]);
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+}
