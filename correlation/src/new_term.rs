@@ -138,6 +138,9 @@ impl Group {
     }
 }
 
+/// How often (processing time) forgotten terms are swept out of idle groups.
+const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Records due at one time.
 type Due = (Capability<Time>, Vec<(Key, Contribution)>);
 
@@ -163,6 +166,7 @@ impl<'scope> NewTerms<'scope> for Events<'scope> {
             let mut due: BTreeMap<Time, Due> = BTreeMap::new();
             let mut extent: HashMap<Slot, (Time, Time)> = HashMap::new();
             let mut groups: HashMap<(Slot, GroupKey), Group> = HashMap::new();
+            let mut last_sweep = std::time::Instant::now();
             move |(input, frontier), (ext, ext_frontier), output| {
                 ext.for_each(|_, data| {
                     for (slot, first, newest) in data.drain(..) {
@@ -223,6 +227,18 @@ impl<'scope> NewTerms<'scope> for Events<'scope> {
                 }
                 if let (true, Some(f)) = (evicted > 0, &on_evict) {
                     f(evicted);
+                }
+                // Now and then, free the memory of terms already forgotten (`forget_after`
+                // before the frontier): no record can reach them in time any more, so this
+                // changes no answer, only what idle groups hold.
+                if let (true, Some(&now)) = (last_sweep.elapsed() >= SWEEP_EVERY, frontier.frontier().first()) {
+                    groups.retain(|(slot, _), g| {
+                        if let Some(f) = specs.get(*slot as usize).and_then(Option::as_ref).and_then(|s| s.forget_ms) {
+                            g.forget_before(now.saturating_sub(f));
+                        }
+                        !g.seen.is_empty()
+                    });
+                    last_sweep = std::time::Instant::now();
                 }
                 if offers.due(ended) {
                     let mut entries: Vec<Saved> = extent.iter().map(|(&slot, &(first, newest))| Saved::Extent { slot, first, newest }).collect();
