@@ -13,6 +13,7 @@
 //! - `dataflow`: the operators one worker runs (match, windowed counts, suppress, emit).
 //! - [`handle`]: the watermark, late-event filtering and the bounded per-worker channels.
 //! - [`error`]: the [`EngineError`] type.
+//! - `events`: telemetry of the correlation state (a log line and its counter together).
 //! - [`state`]: new_term and spike state on disk ([`StateConfig`]): loaded before events
 //!   flow, snapshotted periodically and at shutdown, independent of the worker count.
 //!
@@ -28,6 +29,7 @@
 mod compile;
 mod dataflow;
 pub mod error;
+mod events;
 pub mod handle;
 mod plan;
 pub mod state;
@@ -195,7 +197,7 @@ fn start_plan(plan: Plan, cfg: EngineConfig, metrics: Arc<Metrics>) -> Result<En
     let restore = Arc::new(restore);
     let interval = cfg.state.as_ref().map_or(Duration::from_secs(300), |s| s.interval);
     let evicted = metrics.clone();
-    let on_evict: rampart_correlation::OnEvict = Arc::new(move |n| evicted.add(rampart_core::Counter::NewTermsEvicted, n));
+    let on_evict: rampart_correlation::OnEvict = Arc::new(move |count| events::NewTermsEvicted { count }.emit(&evicted));
     let worker_store = store.clone();
     let shared = Arc::new(Shared::new(senders, cfg.lateness, counters.clone(), metrics.clone()));
     let worker_shared = shared.clone();

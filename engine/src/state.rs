@@ -20,7 +20,8 @@
 use crate::plan::{KindPlan, Measure, Plan};
 use crate::EngineError;
 use parking_lot::Mutex;
-use rampart_core::{Counter, Metrics};
+use crate::events::{StateSnapshotFailed, StateSnapshotWritten};
+use rampart_core::Metrics;
 use rampart_correlation::{Keep, OnEvict, Part, Saved, Snapshots};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -273,13 +274,9 @@ impl Snapshots for Store {
         let result = self.write(&g.parts);
         g.last_write = Instant::now();
         match result {
-            Ok(()) => {
-                self.metrics.add(Counter::StateSnapshotsWritten, 1);
-                tracing::debug!(file = %self.path.display(), last, "correlation state written");
-            }
+            Ok(()) => StateSnapshotWritten { file: &self.path, last }.emit(&self.metrics),
             Err(e) => {
-                self.metrics.add(Counter::StateSnapshotsFailed, 1);
-                tracing::warn!(file = %self.path.display(), error = %e, "correlation state could not be written");
+                StateSnapshotFailed { file: &self.path, error: &e }.emit(&self.metrics);
                 if last {
                     g.error = Some(e);
                 }
@@ -461,6 +458,21 @@ title: Login spike\nid: spike\ncorrelation:\n  type: spike\n  rules: login\n  ti
     }
 
     #[test]
+    fn evictions_past_max_terms_are_counted() {
+        let text = RULES.replace("  learning: 10s\n", "  learning: 0s\n  max_terms: 1\n");
+        let metrics = Arc::new(Metrics::new());
+        let cfg = EngineConfig { workers: 2, lateness: Duration::ZERO, ..EngineConfig::default() };
+        let events = vec![login(1, 1_000, "alice", "10.0.0.1"), login(2, 2_000, "alice", "10.0.0.2"), login(3, 3_000, "alice", "10.0.0.1")];
+        let engine = crate::start(rules(&text), cfg, metrics.clone()).unwrap();
+        let rx = engine.alerts();
+        let collector = std::thread::spawn(move || rx.iter().filter(|a| a.rule.id == "newsrc").count());
+        engine.handle().send_blocking(events.into_iter().map(Arc::new).collect()).unwrap();
+        engine.shutdown().unwrap();
+        assert_eq!(collector.join().unwrap(), 3, "10.0.0.1 was forgotten for 10.0.0.2, so it is new again");
+        assert_eq!(metrics.get(rampart_core::Counter::NewTermsEvicted), 2);
+    }
+
+    #[test]
     fn snapshots_are_written_while_running() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = EngineConfig { workers: 2, lateness: Duration::ZERO, state: Some(StateConfig { dir: dir.path().to_path_buf(), interval: Duration::from_millis(10), discard_invalid: false }), ..EngineConfig::default() };
@@ -481,7 +493,7 @@ title: Login spike\nid: spike\ncorrelation:\n  type: spike\n  rules: login\n  ti
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(known(&file), "a periodic snapshot while running");
-        assert!(metrics.get(Counter::StateSnapshotsWritten) >= 1);
+        assert!(metrics.get(rampart_core::Counter::StateSnapshotsWritten) >= 1);
         engine.shutdown().unwrap();
         collector.join().unwrap();
     }
