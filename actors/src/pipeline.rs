@@ -191,8 +191,10 @@ pub async fn run_with_sinks<E: PipelineEngine>(spec: PipelineSpec, sinks: Vec<Bo
     ticker_stop.trigger();
     let inputs: Vec<InputReport> = finished.into_iter().map(|r| r.unwrap_or_else(|_| InputReport { input: "?".into(), errors: vec!["input actor stopped without a report".into()] })).collect();
 
-    // 2. Flush the engine's windows; the pump keeps draining alerts meanwhile.
-    let engine_report = actix_rt::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| PipelineError::Internal(e.to_string()))??;
+    // 2. Flush the engine's windows; the pump keeps draining alerts meanwhile. An engine
+    // error (a worker failed, the final correlation state snapshot could not be written) is
+    // reported only once the alerts it did produce are written and the outputs closed.
+    let engine_result = actix_rt::task::spawn_blocking(move || engine.shutdown()).await.map_err(|e| PipelineError::Internal(e.to_string()))?;
 
     // 3. The pump ends once the engine's alert channel is empty and closed.
     let (_pumped, mut output_errors) = pump_result.await.map_err(|_| PipelineError::Internal("alert pump stopped without a report".into()))?;
@@ -206,6 +208,7 @@ pub async fn run_with_sinks<E: PipelineEngine>(spec: PipelineSpec, sinks: Vec<Bo
         }
     }
 
+    let engine_report = engine_result?;
     let delta = |i: usize, c| metrics.get(c).saturating_sub(start[i]);
     Ok(PipelineReport {
         accepted: delta(0, Counter::EventsAccepted),

@@ -26,6 +26,8 @@ struct FakeFeed {
 struct FakeEngine {
     feed: FakeFeed,
     rx: flume::Receiver<Alert>,
+    /// Shut down with an error after flushing (as when the final state snapshot fails).
+    fail_shutdown: bool,
 }
 
 fn alert(summary: &str, t: EventTime, value: f64) -> Alert {
@@ -50,6 +52,7 @@ impl FakeEngine {
         FakeEngine {
             feed: FakeFeed { seen: Default::default(), alerts: Arc::new(Mutex::new(Some(tx))), closed: Default::default(), advanced: Default::default() },
             rx,
+            fail_shutdown: false,
         }
     }
 }
@@ -95,8 +98,57 @@ impl PipelineEngine for FakeEngine {
                 let _ = tx.send(alert("window", EventTime(i), n as f64));
             }
         }
+        if self.fail_shutdown {
+            return Err(EngineError::State { file: "state/correlation-state.json".into(), reason: "the final snapshot could not be written: disk full".into(), hint: "free space".into() });
+        }
         Ok(EngineReport { events: n, late: 0, alerts: fires + 6, suppressed: 0 })
     }
+}
+
+/// Counts the alerts it is given and records whether it was flushed.
+struct FlushSink {
+    alerts: Arc<AtomicU64>,
+    flushed: Arc<AtomicBool>,
+}
+
+impl Sink for FlushSink {
+    fn name(&self) -> &'static str {
+        "flush"
+    }
+    fn wants_events(&self) -> bool {
+        false
+    }
+    fn wants_alerts(&self) -> bool {
+        true
+    }
+    fn write_events(&mut self, _: EventBatch) -> SinkFuture<'_> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn write_alerts(&mut self, batch: Arc<Vec<Alert>>) -> SinkFuture<'_> {
+        self.alerts.fetch_add(batch.len() as u64, Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(())))
+    }
+    fn flush(&mut self) -> SinkFuture<'_> {
+        self.flushed.store(true, Ordering::SeqCst);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[actix_rt::test]
+async fn an_engine_error_at_shutdown_is_reported_after_the_outputs_are_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.ndjson");
+    std::fs::write(&input, "{\"utctimestamp\":\"2026-03-01T10:00:00Z\",\"summary\":\"a\"}\n").unwrap();
+    let s = spec(vec![InputConfig::File(FileConfig::new(input.to_str().unwrap()))], vec![]);
+    let (alerts, flushed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
+    let sink = FlushSink { alerts: alerts.clone(), flushed: flushed.clone() };
+    let mut engine = FakeEngine::new();
+    engine.fail_shutdown = true;
+    let result = tokio::time::timeout(Duration::from_secs(20), run_with_sinks(s, vec![Box::new(sink)], engine, Arc::new(Metrics::new()), futures::future::pending())).await.expect("ends at EOF");
+    let err = result.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("correlation-state.json"), "{err}");
+    assert_eq!(alerts.load(Ordering::SeqCst), 6, "the flushed alerts reached the output");
+    assert!(flushed.load(Ordering::SeqCst), "the output was flushed before the error was reported");
 }
 
 fn spec(inputs: Vec<InputConfig>, outputs: Vec<OutputConfig>) -> PipelineSpec {
