@@ -21,13 +21,13 @@
 //! sit at or after its message's capability, which is the watermark the event entered at).
 
 use crate::plan::{group_key, text, Feed, KindPlan, Measure, Plan};
+use crate::state::WorkerKeep;
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
 use rampart_correlation::{
     Absence, Candidate, Candidates, Contribution, Crossing, Crossings, Key, NewTerms, Number, Slot, Spikes, Suppress, WindowedAggregate, WindowedCount,
     WindowedDistinctCount, WindowedSequence,
 };
-use crate::state::WorkerKeep;
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -92,8 +92,9 @@ impl Routed {
 /// Routed records with their times and diffs.
 type RoutedStream<'s> = timely::dataflow::StreamVec<'s, u64, (Routed, u64, isize)>;
 
-/// The four correlation chains of one level. Level 0's operators carry the plain names;
-/// higher levels append `[level]`.
+/// The correlation chains of one level, one per type (the numeric types share one).
+/// Level 0's operators carry the plain names; higher levels append `[level]`. `keep` gives
+/// the stateful chains (new_term, spike) their restored entries and where to save.
 fn correlate<'s>(routed: RoutedStream<'s>, plan: &Plan, keep: &WorkerKeep, level: u32) -> Crossings<'s> {
     let specs = &plan.specs;
     let name = |n: &str| if level == 0 { n.to_string() } else { format!("{n}[{level}]") };
