@@ -61,6 +61,7 @@ pub mod error;
 mod load;
 pub mod matcher;
 pub mod pipeline;
+pub mod prefilter;
 pub mod template;
 mod yaml;
 
@@ -69,6 +70,7 @@ pub use detection::{Detection, LogSource};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use load::{load_paths, load_paths_with, load_sources, load_sources_with, load_str};
 pub use pipeline::{Pipeline, Pipelines};
+pub use prefilter::RuleMatcher;
 pub use template::Template;
 
 use std::time::Duration;
