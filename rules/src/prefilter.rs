@@ -61,6 +61,12 @@ type Lit = (usize, Atom);
 /// A disjunction of atoms; a rule's necessary condition is a conjunction of clauses.
 type Clause = Vec<Lit>;
 
+/// A bucket's rules before indexing: the always-candidates, and (rule, content clause).
+type Members = (Vec<u32>, Vec<(u32, Clause)>);
+
+/// One field's atoms in a bucket before indexing: exact values and substrings → rules.
+type FieldAtoms = (HashMap<String, Vec<u32>>, BTreeMap<String, Vec<u32>>);
+
 /// Where a field condition reads its value: the same lookup as [`FieldCond::lookup`]; no
 /// paths means every scalar anywhere in the event (keyword searches).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -164,7 +170,7 @@ impl RuleMatcher {
         // Routing dimensions: the fields most rules constrain to a set of exact values.
         let mut uses: BTreeMap<usize, usize> = BTreeMap::new();
         for cl in &clauses {
-            let mut fs: Vec<usize> = cl.iter().filter_map(|c| routing_field(c)).collect();
+            let mut fs: Vec<usize> = cl.iter().filter_map(routing_field).collect();
             fs.dedup();
             for f in fs {
                 *uses.entry(f).or_default() += 1;
@@ -177,7 +183,7 @@ impl RuleMatcher {
             ranked.iter().filter(|(_, n)| *n >= min_uses).take(MAX_DIMS).map(|(f, _)| (*f, HashMap::new())).collect();
 
         // Each rule's routing values and content clause.
-        let mut members: HashMap<[u32; MAX_DIMS], (Vec<u32>, Vec<(u32, Clause)>)> = HashMap::new();
+        let mut members: HashMap<[u32; MAX_DIMS], Members> = HashMap::new();
         let mut with_content = 0;
         for (id, cl) in clauses.iter().enumerate() {
             let id = id as u32;
@@ -329,7 +335,7 @@ impl RuleMatcher {
 
 impl Bucket {
     fn build(always: Vec<u32>, content: Vec<(u32, Clause)>) -> Bucket {
-        let mut by_field: BTreeMap<usize, (HashMap<String, Vec<u32>>, BTreeMap<String, Vec<u32>>)> = BTreeMap::new();
+        let mut by_field: BTreeMap<usize, FieldAtoms> = BTreeMap::new();
         for (rule, clause) in content {
             for (field, atom) in clause {
                 let (eq, subs) = by_field.entry(field).or_default();
