@@ -71,6 +71,13 @@ fn resolve<'a>(obj: &'a Map<String, Value>, segs: &[String]) -> Option<&'a Value
     match segs {
         [] => None,
         [only] => obj.get(only),
+        [first, ..] if !obj.keys().any(|k| k.len() > first.len() && k.starts_with(first.as_str()) && k.as_bytes()[first.len()] == b'.') => {
+            // No literal dotted key starts here: only the nested reading could have matched.
+            obj.get(first.as_str()).and_then(|v| match v {
+                Value::Object(inner) => resolve(inner, &segs[1..]),
+                _ => None,
+            })
+        }
         _ => {
             // Try the shortest prefix as a key first (the nested reading), then longer
             // prefixes joined with dots (literal dotted keys).

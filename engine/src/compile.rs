@@ -156,7 +156,10 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
             kind,
         });
     }
-    Ok(Plan::new(plans, max_refs))
+    let mut plan = Plan::new(plans, max_refs);
+    let matcher = rampart_rules::RuleMatcher::new(rules);
+    plan.select = Some(Box::new(move |e: &Event, out: &mut Vec<usize>| matcher.matches(&e.doc, out)));
+    Ok(plan)
 }
 
 #[cfg(test)]

@@ -271,15 +271,22 @@ pub(crate) fn build(
     input
 }
 
-/// Matches one event against every detection and routes what it feeds.
+/// Matches one event against every detection (through the plan's prefiltered selector
+/// when it has one) and routes what it feeds.
 fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Routed)) {
     let contribution = || Contribution { time: event.time.0, id: event.id.0, accepted_ns: event.accepted_ns };
-    for &index in &plan.detections {
-        let rule = &plan.rules[index as usize];
-        let KindPlan::Detection { matcher, generate, feeds, read_group_by, .. } = &rule.kind else { continue };
-        if !matcher(event) {
-            continue;
-        }
+    // Allocates only when something matches.
+    let mut hits: Vec<usize> = Vec::new();
+    match &plan.select {
+        Some(select) => select(event, &mut hits),
+        None => hits.extend(
+            plan.detections.iter().map(|&i| i as usize).filter(|&i| matches!(&plan.rules[i].kind, KindPlan::Detection { matcher, .. } if matcher(event))),
+        ),
+    }
+    for index in hits {
+        let rule = &plan.rules[index];
+        let KindPlan::Detection { generate, feeds, read_group_by, .. } = &rule.kind else { continue };
+        let index = index as u32;
         metrics.add(Counter::RuleMatches, 1);
         if *generate {
             let lookup = |name: &str| match name {

@@ -14,6 +14,10 @@ use std::sync::Arc;
 /// Does an event match a detection?
 pub(crate) type Matcher = Box<dyn Fn(&Event) -> bool + Send + Sync>;
 
+/// Appends the positions of the detections an event matches, in rule order (the rules
+/// crate's prefiltered [`rampart_rules::RuleMatcher`]).
+pub(crate) type Selector = Box<dyn Fn(&Event, &mut Vec<usize>) + Send + Sync>;
+
 /// Renders a summary template against a field lookup.
 pub(crate) type Renderer = Box<dyn Fn(&dyn Fn(&str) -> Option<String>) -> String + Send + Sync>;
 
@@ -128,6 +132,9 @@ pub(crate) struct Plan {
     pub terms: TermSpecs,
     /// spike specs by slot.
     pub spikes: SpikeSpecs,
+    /// Which detections an event matches, all at once; without it, each detection's
+    /// `matcher` is asked in turn (hand-made plans in tests).
+    pub select: Option<Selector>,
 }
 
 impl Plan {
@@ -174,7 +181,7 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations), levels, terms: Arc::new(terms), spikes: Arc::new(spikes) }
+        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations), levels, terms: Arc::new(terms), spikes: Arc::new(spikes), select: None }
     }
 }
 

@@ -97,7 +97,12 @@ impl FieldCond {
         if !self.wild && self.fallbacks.is_empty() {
             return self.field.lookup_event(doc);
         }
-        self.paths().find_map(|p| if self.wild { lookup_wild(p.segments(), doc) } else { p.lookup_event(doc) })
+        lookup_paths_iter(self.paths(), self.wild, doc)
+    }
+
+    /// Some path has a `*` segment.
+    pub(crate) fn is_wild(&self) -> bool {
+        self.wild
     }
 
     pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
@@ -126,6 +131,19 @@ impl FieldCond {
             self.values.iter().any(|m| m.matches(v, &lookup))
         }
     }
+}
+
+/// [`FieldCond::lookup`] for `paths` (the field, then its fallbacks) and its `wild` flag.
+pub(crate) fn lookup_paths<'d>(paths: &[FieldPath], wild: bool, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+    match paths {
+        [only] if !wild => only.lookup_event(doc),
+        _ => lookup_paths_iter(paths.iter(), wild, doc),
+    }
+}
+
+/// The first of `paths` present; only paths with a `*` segment take the slower walk.
+fn lookup_paths_iter<'p, 'd>(mut paths: impl Iterator<Item = &'p FieldPath>, wild: bool, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+    paths.find_map(|p| if wild && p.segments().iter().any(|s| s == "*") { lookup_wild(p.segments(), doc) } else { p.lookup_event(doc) })
 }
 
 /// Path lookup where a `*` segment stands for any key at its level (first hit wins, in

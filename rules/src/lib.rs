@@ -63,6 +63,7 @@ mod load;
 pub mod matcher;
 pub mod pipeline;
 pub mod stateful;
+pub mod prefilter;
 pub mod template;
 mod yaml;
 
@@ -71,6 +72,7 @@ pub use detection::{Detection, LogSource};
 pub use error::{Diagnostic, Diagnostics, Severity};
 pub use load::{load_paths, load_paths_with, load_sources, load_sources_with, load_str};
 pub use pipeline::{Pipeline, Pipelines};
+pub use prefilter::RuleMatcher;
 pub use template::Template;
 
 use std::time::Duration;

@@ -321,20 +321,30 @@ fn eq(a: &[u8], b: &[u8], ci: bool) -> bool {
     }
 }
 
-/// First position of `needle` in `hay` (needle already lowercased when `ci`).
+/// First position of `needle` in `hay` (needle already lowercased when `ci`). Case-sensitive
+/// search is `memmem`; case-insensitive search jumps between the two cases of the needle's
+/// first byte with `memchr2` and compares the rest in place.
 fn find(hay: &[u8], needle: &[u8], ci: bool) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
+    let Some((&first, rest)) = needle.split_first() else { return Some(0) };
     if hay.len() < needle.len() {
         return None;
     }
-    let first = needle[0];
+    if !ci {
+        return memchr::memmem::find(hay, needle);
+    }
+    let upper = first.to_ascii_uppercase();
     let last_start = hay.len() - needle.len();
-    (0..=last_start).find(|&i| {
-        let c = if ci { hay[i].to_ascii_lowercase() } else { hay[i] };
-        c == first && eq(&hay[i..i + needle.len()], needle, ci)
-    })
+    let mut from = 0;
+    while from <= last_start {
+        let window = &hay[from..=last_start];
+        let p = if upper == first { memchr::memchr(first, window) } else { memchr::memchr2(first, upper, window) }?;
+        let i = from + p;
+        if hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest) {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+    None
 }
 
 /// Length in bytes of the UTF-8 character starting at `b[0]`.

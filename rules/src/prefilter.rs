@@ -1,0 +1,765 @@
+//! [`RuleMatcher`]: every detection of a rule set behind an exact prefilter, so that an
+//! event is evaluated only against the rules it could match.
+//!
+//! At build time each detection's condition is reduced to *necessary* clauses: ORs of cheap
+//! atoms ("field F, lowercased, equals `x`" or "contains `x`") that every matching event
+//! satisfies (`a and (b or c)` needs `a`; `x or y` needs one clause of `x` or one of `y`;
+//! a regex needs one of its literal prefixes or suffixes; `not`, numeric comparisons and
+//! the like give nothing). Then:
+//!
+//! - **Routing.** The few fields that most rules test for equality in a clause of their
+//!   own (with the `windows-evtx` pipeline: `Channel`, `EventID`, `Provider_Name`, added by
+//!   the logsource conditions) become dimensions. A rule lands in the bucket(s) of its
+//!   allowed values, or "any" on a dimension it does not constrain; an event reads those
+//!   fields once and visits only the buckets its values (or "any") name.
+//! - **Content.** In a bucket, a rule keeps its most selective other clause. Per field, the
+//!   bucket holds a hash map of exact values and one Aho-Corasick automaton over the
+//!   substrings; the event's value is looked up once and scanned once, and the atoms found
+//!   name the candidate rules. A rule without such a clause is always a candidate in its
+//!   bucket.
+//! - **Verification.** Candidates are evaluated in full ([`Detection::matches_doc`]), in
+//!   rule order.
+//!
+//! What must stay true: the prefilter is exact, i.e. it never drops a rule a full
+//! evaluation would match. An atom's test is implied by the matcher it comes from (same
+//! lowercasing, same reading of numbers, booleans and arrays, same field lookup), and a
+//! test compares prefiltered with brute-force matching over the SigmaHQ corpus.
+
+use crate::condition::Cond;
+use crate::detection::{FieldCond, SelectionMatcher};
+use crate::matcher::{GlobTok, StrKind, StrMatch, ValueMatcher};
+use crate::{Detection, RuleKind, RuleSet};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use rampart_core::FieldPath;
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+
+/// At most this many routing dimensions (an event visits up to 2^dims buckets).
+const MAX_DIMS: usize = 3;
+/// "Any value" on a routing dimension.
+const ANY: u32 = u32::MAX;
+/// A rule whose allowed routing values multiply out to more buckets than this is routed
+/// on fewer dimensions.
+const MAX_BUCKETS_PER_RULE: usize = 64;
+/// Content clauses whose weakest atom is shorter than this prune too little to be worth
+/// scanning for (the rule is then always a candidate in its bucket).
+const MIN_SCORE: usize = 3;
+
+/// A cheap per-field test implied by a matcher. Texts are lowercased.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Atom {
+    /// The lowercased value equals this.
+    Eq(String),
+    /// The lowercased value contains this (non-empty).
+    Sub(String),
+}
+
+/// One atom on one field (an index into [`RuleMatcher::fields`]).
+type Lit = (usize, Atom);
+
+/// A disjunction of atoms; a rule's necessary condition is a conjunction of clauses.
+type Clause = Vec<Lit>;
+
+/// A bucket's rules before indexing: the always-candidates, and (rule, content clause).
+type Members = (Vec<u32>, Vec<(u32, Clause)>);
+
+/// One field's atoms in a bucket before indexing: exact values and substrings → rules.
+type FieldAtoms = (HashMap<String, Vec<u32>>, BTreeMap<String, Vec<u32>>);
+
+/// Where a field condition reads its value: the same lookup as [`FieldCond::lookup`]; no
+/// paths means every scalar anywhere in the event (keyword searches).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct FieldKey {
+    paths: Vec<FieldPath>,
+    wild: bool,
+}
+
+impl FieldKey {
+    fn lookup<'d>(&self, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+        crate::detection::lookup_paths(&self.paths, self.wild, doc)
+    }
+}
+
+/// The detections of a rule set, indexed for matching many rules at once.
+#[derive(Clone, Debug)]
+pub struct RuleMatcher {
+    /// (position in the rule set, detection), in rule-set order; a rule's id here is its
+    /// index in this list.
+    rules: Vec<(usize, Detection)>,
+    /// Interned field lookups.
+    fields: Vec<FieldKey>,
+    /// Routing dimensions: a field and its known values (lowercased) → value id.
+    dims: Vec<(usize, HashMap<String, u32>)>,
+    /// Buckets by value id per dimension ([`ANY`] for "any"; unused dimensions are ANY).
+    buckets: HashMap<[u32; MAX_DIMS], Bucket>,
+    /// Rules that got a content clause (for [`RuleMatcher::stats`]).
+    with_content: usize,
+}
+
+/// The rules routed to one combination of dimension values.
+#[derive(Clone, Debug, Default)]
+struct Bucket {
+    /// Rules without a content clause: always candidates here.
+    always: Vec<u32>,
+    /// Content atoms, per field.
+    fields: Vec<FieldIndex>,
+}
+
+#[derive(Clone, Debug)]
+struct FieldIndex {
+    field: usize,
+    /// Exact lowercased value → rules.
+    eq: HashMap<String, Vec<u32>>,
+    /// Substrings (ASCII case-insensitive; patterns are lowercase) → rules per pattern.
+    subs: Option<(AhoCorasick, Vec<Vec<u32>>)>,
+}
+
+/// Per-thread scratch space, so matching allocates nothing per event once warm.
+#[derive(Default)]
+struct Scratch {
+    /// Generation stamp per rule: `seen[r] == gen` when `r` is already a candidate.
+    seen: Vec<u32>,
+    gen: u32,
+    candidates: Vec<u32>,
+    /// A lowercased copy of the value being looked at, when it needs one.
+    lower: String,
+    /// A number's text.
+    num: String,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+impl RuleMatcher {
+    /// Indexes the detections of `set` (correlations are not matched against events).
+    pub fn new(set: &RuleSet) -> RuleMatcher {
+        let rules: Vec<(usize, Detection)> = set
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match &r.kind {
+                RuleKind::Detection(d) => Some((i, d.clone())),
+                RuleKind::Correlation(_) => None,
+            })
+            .collect();
+        let mut fields: Vec<FieldKey> = Vec::new();
+        let mut field_ids: HashMap<FieldKey, usize> = HashMap::new();
+        let clauses: Vec<Vec<Clause>> = rules
+            .iter()
+            .map(|(_, d)| {
+                let mut intern = |key: FieldKey| {
+                    *field_ids.entry(key.clone()).or_insert_with(|| {
+                        fields.push(key);
+                        fields.len() - 1
+                    })
+                };
+                let sels: Vec<Vec<Clause>> = d.selections.iter().map(|s| selection_clauses(&s.matcher, &mut intern)).collect();
+                let mut cl = cond_clauses(&d.condition, &sels);
+                for c in &mut cl {
+                    c.sort();
+                    c.dedup();
+                }
+                cl.sort();
+                cl.dedup();
+                cl
+            })
+            .collect();
+
+        // Routing dimensions: the fields most rules constrain to a set of exact values.
+        let mut uses: BTreeMap<usize, usize> = BTreeMap::new();
+        for cl in &clauses {
+            let mut fs: Vec<usize> = cl.iter().filter_map(routing_field).collect();
+            fs.dedup();
+            for f in fs {
+                *uses.entry(f).or_default() += 1;
+            }
+        }
+        let mut ranked: Vec<(usize, usize)> = uses.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let min_uses = (rules.len() / 50).max(2);
+        let mut dims: Vec<(usize, HashMap<String, u32>)> =
+            ranked.iter().filter(|(_, n)| *n >= min_uses).take(MAX_DIMS).map(|(f, _)| (*f, HashMap::new())).collect();
+
+        // Each rule's routing values and content clause.
+        let mut members: HashMap<[u32; MAX_DIMS], Members> = HashMap::new();
+        let mut with_content = 0;
+        for (id, cl) in clauses.iter().enumerate() {
+            let id = id as u32;
+            let mut used = vec![false; cl.len()];
+            let mut allowed: Vec<Option<Vec<u32>>> = vec![None; MAX_DIMS];
+            for (d, (field, values)) in dims.iter_mut().enumerate() {
+                // The most selective clause on this field (fewest values).
+                let best = cl.iter().enumerate().filter(|(_, c)| routing_field(c) == Some(*field)).min_by_key(|(_, c)| c.len());
+                if let Some((ci, c)) = best {
+                    used[ci] = true;
+                    let mut ids: Vec<u32> = Vec::with_capacity(c.len());
+                    for (_, a) in c {
+                        let (Atom::Eq(s) | Atom::Sub(s)) = a;
+                        let next = values.len() as u32;
+                        ids.push(*values.entry(s.clone()).or_insert(next));
+                    }
+                    ids.sort_unstable();
+                    ids.dedup();
+                    allowed[d] = Some(ids);
+                }
+            }
+            // Too many combinations: drop the widest dimensions (their clause becomes content).
+            while allowed.iter().map(|a| a.as_ref().map_or(1, Vec::len)).product::<usize>() > MAX_BUCKETS_PER_RULE {
+                let widest = (0..MAX_DIMS).max_by_key(|&d| allowed[d].as_ref().map_or(0, Vec::len)).unwrap_or(0);
+                allowed[widest] = None;
+                if let Some((ci, _)) = cl.iter().enumerate().filter(|(_, c)| routing_field(c) == dims.get(widest).map(|d| d.0)).min_by_key(|(_, c)| c.len()) {
+                    used[ci] = false;
+                }
+            }
+            let content = cl.iter().enumerate().filter(|(i, _)| !used[*i]).map(|(_, c)| c).max_by_key(|c| (score(c), std::cmp::Reverse(c.len()))).filter(|c| score(c) >= MIN_SCORE);
+            with_content += usize::from(content.is_some());
+            let mut keys = vec![[ANY; MAX_DIMS]];
+            for (d, a) in allowed.iter().enumerate() {
+                if let Some(ids) = a {
+                    keys = keys.iter().flat_map(|k| ids.iter().map(move |&v| {
+                        let mut k = *k;
+                        k[d] = v;
+                        k
+                    })).collect();
+                }
+            }
+            for k in keys {
+                let entry = members.entry(k).or_default();
+                match content {
+                    Some(c) => entry.1.push((id, c.clone())),
+                    None => entry.0.push(id),
+                }
+            }
+        }
+        let buckets = members.into_iter().map(|(k, (always, content))| (k, Bucket::build(always, content))).collect();
+        RuleMatcher { rules, fields, dims, buckets, with_content }
+    }
+
+    /// Appends to `out` the positions (in the rule set) of the detections `doc` matches, in
+    /// rule-set order. Exactly what evaluating every detection would give.
+    pub fn matches(&self, doc: &Map<String, Value>, out: &mut Vec<usize>) {
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let s = &mut *s;
+            self.candidates_into(doc, s);
+            for &c in &s.candidates {
+                let (pos, det) = &self.rules[c as usize];
+                if det.matches_doc(doc) {
+                    out.push(*pos);
+                }
+            }
+        });
+    }
+
+    /// The rules `doc` must be evaluated against, sorted, into `s.candidates`.
+    fn candidates_into(&self, doc: &Map<String, Value>, s: &mut Scratch) {
+        s.gen = s.gen.wrapping_add(1);
+        if s.gen == 0 {
+            s.seen.iter_mut().for_each(|x| *x = 0);
+            s.gen = 1;
+        }
+        if s.seen.len() < self.rules.len() {
+            s.seen.resize(self.rules.len(), 0);
+        }
+        s.candidates.clear();
+        // The event's value ids on each dimension (plus "any").
+        let mut ids: [[u32; 4]; MAX_DIMS] = [[ANY; 4]; MAX_DIMS];
+        let mut counts = [1usize; MAX_DIMS];
+        for (d, (field, values)) in self.dims.iter().enumerate() {
+            if let Some(v) = self.fields[*field].lookup(doc) {
+                let (ids_d, count) = (&mut ids[d], &mut counts[d]);
+                each_key(v, &mut s.num, &mut s.lower, &mut |k| {
+                    if let Some(&id) = values.get(k) {
+                        if *count < 4 && !ids_d[..*count].contains(&id) {
+                            ids_d[*count] = id;
+                            *count += 1;
+                        }
+                    }
+                });
+            }
+        }
+        let mut key = [ANY; MAX_DIMS];
+        for &i0 in &ids[0][..counts[0]] {
+            key[0] = i0;
+            for &i1 in &ids[1][..counts[1]] {
+                key[1] = i1;
+                for &i2 in &ids[2][..counts[2]] {
+                    key[2] = i2;
+                    if let Some(b) = self.buckets.get(&key) {
+                        b.candidates(self, doc, s);
+                    }
+                }
+            }
+        }
+        s.candidates.sort_unstable();
+    }
+
+    /// The positions (in the rule set) of the detections `doc` would be evaluated against
+    /// in full: what the prefilter lets through, for diagnostics and benchmarks.
+    pub fn candidates(&self, doc: &Map<String, Value>) -> Vec<usize> {
+        let mut s = Scratch::default();
+        self.candidates_into(doc, &mut s);
+        s.candidates.iter().map(|&c| self.rules[c as usize].0).collect()
+    }
+
+    /// Same result as [`RuleMatcher::matches`], by evaluating every detection (for tests and
+    /// for measuring what the prefilter saves).
+    pub fn matches_all(&self, doc: &Map<String, Value>, out: &mut Vec<usize>) {
+        out.extend(self.rules.iter().filter(|(_, d)| d.matches_doc(doc)).map(|(i, _)| *i));
+    }
+
+    /// Number of detections.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// No detections.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// One line on the index: routing fields, buckets, rules with a content prefilter.
+    pub fn stats(&self) -> String {
+        let dims: Vec<String> = self.dims.iter().map(|(f, v)| format!("{} ({} values)", self.fields[*f].paths.iter().map(FieldPath::as_str).collect::<Vec<_>>().join("|"), v.len())).collect();
+        format!(
+            "{} detections; routed on [{}] into {} buckets; {} with a content prefilter",
+            self.rules.len(),
+            dims.join(", "),
+            self.buckets.len(),
+            self.with_content
+        )
+    }
+}
+
+impl Bucket {
+    fn build(always: Vec<u32>, content: Vec<(u32, Clause)>) -> Bucket {
+        let mut by_field: BTreeMap<usize, FieldAtoms> = BTreeMap::new();
+        for (rule, clause) in content {
+            for (field, atom) in clause {
+                let (eq, subs) = by_field.entry(field).or_default();
+                let list = match atom {
+                    Atom::Eq(s) => eq.entry(s).or_default(),
+                    Atom::Sub(s) => subs.entry(s).or_default(),
+                };
+                if list.last() != Some(&rule) {
+                    list.push(rule);
+                }
+            }
+        }
+        let fields = by_field
+            .into_iter()
+            .map(|(field, (eq, subs))| {
+                let subs = (!subs.is_empty())
+                    .then(|| {
+                        let (patterns, rules): (Vec<String>, Vec<Vec<u32>>) = subs.into_iter().unzip();
+                        AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok().map(|ac| (ac, rules))
+                    })
+                    .flatten();
+                FieldIndex { field, eq, subs }
+            })
+            .collect();
+        Bucket { always, fields }
+    }
+
+    /// Adds this bucket's candidates for `doc` to `s.candidates`.
+    fn candidates(&self, m: &RuleMatcher, doc: &Map<String, Value>, s: &mut Scratch) {
+        let (seen, gen, cands) = (&mut s.seen, s.gen, &mut s.candidates);
+        let mut add = |r: u32| {
+            let slot = &mut seen[r as usize];
+            if *slot != gen {
+                *slot = gen;
+                cands.push(r);
+            }
+        };
+        for &r in &self.always {
+            add(r);
+        }
+        for f in &self.fields {
+            let key = &m.fields[f.field];
+            let mut each: &mut dyn FnMut(&str) = &mut |text: &str| {
+                if !f.eq.is_empty() {
+                    let hit = if text.bytes().any(|b| b.is_ascii_uppercase()) || !text.is_ascii() {
+                        s.lower.clear();
+                        lowercase_into(text, &mut s.lower);
+                        f.eq.get(s.lower.as_str())
+                    } else {
+                        f.eq.get(text)
+                    };
+                    for &r in hit.into_iter().flatten() {
+                        add(r);
+                    }
+                }
+                if let Some((ac, rules)) = &f.subs {
+                    let hay = if text.is_ascii() {
+                        text
+                    } else {
+                        s.lower.clear();
+                        lowercase_into(text, &mut s.lower);
+                        s.lower.as_str()
+                    };
+                    for hit in ac.find_overlapping_iter(hay) {
+                        for &r in &rules[hit.pattern().as_usize()] {
+                            add(r);
+                        }
+                    }
+                }
+            };
+            if key.paths.is_empty() {
+                // Keywords: every scalar of the event, as `keyword_in` reads them.
+                each_leaf(doc.values(), &mut s.num, &mut each);
+            } else if let Some(v) = key.lookup(doc) {
+                each_text(v, &mut s.num, &mut each);
+            }
+        }
+    }
+}
+
+/// [`each_text`] over every scalar under `values` (objects and arrays walked).
+fn each_leaf<'v>(values: impl Iterator<Item = &'v Value>, num: &mut String, f: &mut dyn FnMut(&str)) {
+    for v in values {
+        match v {
+            Value::Object(o) => each_leaf(o.values(), num, f),
+            Value::Array(a) => each_leaf(a.iter(), num, f),
+            other => each_text(other, num, f),
+        }
+    }
+}
+
+/// What the matchers compare a lowercased value with: `str::to_lowercase` (ASCII-only text
+/// lowercases the same way byte by byte).
+fn lowercase_into(text: &str, out: &mut String) {
+    if text.is_ascii() {
+        out.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+    } else {
+        out.push_str(&text.to_lowercase());
+    }
+}
+
+/// Calls `f` with every text a string matcher or an exact-value atom may compare for this
+/// value: a string as is, a number as JSON writes it and as its canonical number text, a
+/// boolean as `true`/`false`, and each scalar element of an array.
+fn each_text(v: &Value, num: &mut String, f: &mut dyn FnMut(&str)) {
+    match v {
+        Value::String(s) => f(s),
+        Value::Number(n) => {
+            use std::fmt::Write;
+            num.clear();
+            let _ = write!(num, "{n}");
+            let canon = n.as_f64().map(canonical);
+            f(num);
+            if let Some(c) = canon.filter(|c| c != num) {
+                f(&c);
+            }
+        }
+        Value::Bool(b) => f(if *b { "true" } else { "false" }),
+        Value::Array(items) => {
+            for x in items {
+                if !x.is_array() && !x.is_object() {
+                    each_text(x, num, f);
+                }
+            }
+        }
+        Value::Null | Value::Object(_) => {}
+    }
+}
+
+/// [`each_text`], lowercased (for the routing dimensions).
+fn each_key(v: &Value, num: &mut String, lower: &mut String, f: &mut dyn FnMut(&str)) {
+    each_text(v, num, &mut |t| {
+        if t.is_ascii() && !t.bytes().any(|b| b.is_ascii_uppercase()) {
+            f(t);
+        } else {
+            lower.clear();
+            lowercase_into(t, lower);
+            f(lower);
+        }
+    });
+}
+
+/// One text for every number equal as `f64` (what [`ValueMatcher::Number`] compares).
+fn canonical(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else {
+        format!("{x}")
+    }
+}
+
+/// The field of a clause made only of exact values of one field (a routing candidate).
+fn routing_field(c: &Clause) -> Option<usize> {
+    let (f, _) = c.first()?;
+    c.iter().all(|(g, a)| g == f && matches!(a, Atom::Eq(_))).then_some(*f)
+}
+
+/// How selective a clause is: the length of its weakest atom (exact values count more).
+fn score(c: &Clause) -> usize {
+    c.iter()
+        .map(|(_, a)| match a {
+            Atom::Eq(s) => s.len() + 4,
+            Atom::Sub(s) => s.len(),
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+/// Necessary clauses of a condition, given those of each selection.
+fn cond_clauses(c: &Cond, sels: &[Vec<Clause>]) -> Vec<Clause> {
+    match c {
+        Cond::Sel(i) => sels.get(*i).cloned().unwrap_or_default(),
+        Cond::Not(_) => Vec::new(),
+        Cond::And(cs) => cs.iter().flat_map(|c| cond_clauses(c, sels)).collect(),
+        Cond::Or(cs) => or_clauses(cs.iter().map(|c| cond_clauses(c, sels)).collect()),
+        Cond::AtLeast(0, _) => Vec::new(),
+        Cond::AtLeast(n, idx) if *n >= idx.len() => idx.iter().flat_map(|i| sels.get(*i).cloned().unwrap_or_default()).collect(),
+        Cond::AtLeast(_, idx) => or_clauses(idx.iter().map(|i| sels.get(*i).cloned().unwrap_or_default()).collect()),
+    }
+}
+
+/// `(a1 and a2) or (b1 and b2)` needs `best(a) or best(b)`; nothing if any side needs nothing.
+fn or_clauses(children: Vec<Vec<Clause>>) -> Vec<Clause> {
+    if children.is_empty() || children.iter().any(Vec::is_empty) {
+        return Vec::new();
+    }
+    // Fields every side constrains to exact values keep their own clause (the union of
+    // the sides' values), so `(Channel: a and EventID: 1) or (Channel: b and EventID: 2)`
+    // still routes on both fields.
+    let mut out: Vec<Clause> = Vec::new();
+    let fields: Vec<usize> = children[0].iter().filter_map(routing_field).collect();
+    for f in fields {
+        let per_side: Option<Vec<&Clause>> = children.iter().map(|ch| ch.iter().filter(|c| routing_field(c) == Some(f)).min_by_key(|c| c.len())).collect();
+        if let Some(sides) = per_side {
+            let mut clause: Clause = sides.into_iter().flatten().cloned().collect();
+            clause.sort();
+            clause.dedup();
+            if !out.contains(&clause) {
+                out.push(clause);
+            }
+        }
+    }
+    let mut best_of_each: Clause = Vec::new();
+    for ch in &children {
+        if let Some(best) = ch.iter().max_by_key(|c| (score(c), std::cmp::Reverse(c.len()))) {
+            best_of_each.extend(best.iter().cloned());
+        }
+    }
+    best_of_each.sort();
+    best_of_each.dedup();
+    if !out.contains(&best_of_each) {
+        out.push(best_of_each);
+    }
+    out
+}
+
+fn selection_clauses(m: &SelectionMatcher, intern: &mut dyn FnMut(FieldKey) -> usize) -> Vec<Clause> {
+    match m {
+        // Any keyword, anywhere.
+        SelectionMatcher::Keywords(kws) => {
+            let anywhere = intern(FieldKey { paths: Vec::new(), wild: false });
+            let mut clause = Vec::new();
+            for k in kws {
+                match str_atom(k) {
+                    Some(a) => clause.push((anywhere, a)),
+                    None => return Vec::new(),
+                }
+            }
+            if clause.is_empty() {
+                return Vec::new();
+            }
+            vec![clause]
+        }
+        SelectionMatcher::Fields(alts) => or_clauses(alts.iter().map(|conds| conds.iter().flat_map(|c| field_clauses(c, intern)).collect()).collect()),
+    }
+}
+
+fn field_clauses(c: &FieldCond, intern: &mut dyn FnMut(FieldKey) -> usize) -> Vec<Clause> {
+    if c.negate {
+        return Vec::new();
+    }
+    let field = if c.keyword { intern(FieldKey { paths: Vec::new(), wild: false }) } else { intern(FieldKey { paths: c.paths().cloned().collect(), wild: c.is_wild() }) };
+    let lits = |m: &ValueMatcher| -> Option<Vec<Lit>> { value_atoms(m).map(|atoms| atoms.into_iter().map(|a| (field, a)).collect()) };
+    if c.all {
+        c.values.iter().filter_map(lits).collect()
+    } else {
+        let mut clause = Vec::new();
+        for m in &c.values {
+            match lits(m) {
+                Some(l) => clause.extend(l),
+                None => return Vec::new(),
+            }
+        }
+        if clause.is_empty() {
+            return Vec::new();
+        }
+        vec![clause]
+    }
+}
+
+/// Atoms (OR) implied by one value matcher, or `None` when it implies nothing we index.
+fn value_atoms(m: &ValueMatcher) -> Option<Vec<Atom>> {
+    match m {
+        ValueMatcher::Str(s) => str_atom(s).map(|a| vec![a]),
+        // Equal as a number (canonical text) or, for a string value, equal to the text.
+        ValueMatcher::Number { value, text } => {
+            let mut v = vec![Atom::Eq(text.to_lowercase()), Atom::Eq(canonical(*value))];
+            v.dedup();
+            Some(v)
+        }
+        ValueMatcher::Bool(b) => Some(vec![Atom::Eq(b.to_string())]),
+        ValueMatcher::Regex(re) => regex_atoms(re.as_str()),
+        _ => None,
+    }
+}
+
+/// Substrings every match of a regex contains: its literal prefixes (or suffixes, whichever
+/// are longer), as `regex-syntax` extracts them, when they are finitely many, non-empty and
+/// ASCII (lowercased: the atoms are case-insensitive, which only widens them).
+fn regex_atoms(pattern: &str) -> Option<Vec<Atom>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
+    [ExtractKind::Prefix, ExtractKind::Suffix]
+        .into_iter()
+        .filter_map(|kind| {
+            let seq = Extractor::new().kind(kind).extract(&hir);
+            let lits = seq.literals()?;
+            let mut atoms = Vec::with_capacity(lits.len());
+            for l in lits {
+                let s = std::str::from_utf8(l.as_bytes()).ok()?;
+                if s.is_empty() || !s.is_ascii() {
+                    return None;
+                }
+                atoms.push(s.to_ascii_lowercase());
+            }
+            atoms.sort();
+            atoms.dedup();
+            // An empty set means the regex never matches: no atom (the rule stays a candidate).
+            let weakest = atoms.iter().map(String::len).min()?;
+            Some((weakest, atoms))
+        })
+        .max_by_key(|(weakest, _)| *weakest)
+        .map(|(_, atoms)| atoms.into_iter().map(Atom::Sub).collect())
+}
+
+fn str_atom(s: &StrMatch) -> Option<Atom> {
+    // A case-sensitive match implies the lowercased one only where lowercasing is per
+    // character, which ASCII guarantees.
+    let low = |t: &str| -> Option<String> {
+        if s.cased {
+            t.is_ascii().then(|| t.to_ascii_lowercase())
+        } else {
+            Some(t.to_string())
+        }
+    };
+    match &s.kind {
+        StrKind::Any => None,
+        StrKind::Equals => low(&s.needle).map(Atom::Eq),
+        StrKind::Contains | StrKind::StartsWith | StrKind::EndsWith => (!s.needle.is_empty()).then(|| low(&s.needle).map(Atom::Sub)).flatten(),
+        StrKind::Glob(toks) => toks
+            .iter()
+            .filter_map(|t| match t {
+                GlobTok::Lit(l) => Some(l),
+                GlobTok::Star | GlobTok::One => None,
+            })
+            .max_by_key(|l| l.len())
+            .and_then(|l| low(l))
+            .map(Atom::Sub),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn matcher(text: &str) -> RuleMatcher {
+        RuleMatcher::new(&crate::load_str("t.yml", text).unwrap_or_else(|d| panic!("{d}")))
+    }
+
+    /// Prefiltered and brute-force results agree on `doc`; returns the matches.
+    fn check(m: &RuleMatcher, doc: Value) -> Vec<usize> {
+        let doc = doc.as_object().unwrap().clone();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        m.matches(&doc, &mut a);
+        m.matches_all(&doc, &mut b);
+        assert_eq!(a, b, "prefiltered vs brute force on {doc:?}");
+        a
+    }
+
+    fn rule(id: &str, detection: &str) -> String {
+        format!("title: {id}\nid: {id}\ndetection:\n{detection}\n---\n")
+    }
+
+    #[test]
+    fn routes_on_exact_values_and_prunes_on_substrings() {
+        // Enough rules on `chan` for it to become a routing dimension.
+        let mut text = String::new();
+        for i in 0..6 {
+            text += &rule(&format!("r{i}"), &format!("  sel:\n    chan: C{}\n    eid: [1, 2]\n    cmd|contains: needle{i}\n  condition: sel", i % 2));
+        }
+        text += &rule("anywhere", "  sel:\n    cmd|endswith: '.EXE'\n  condition: sel");
+        text += &rule("negated", "  sel:\n    chan: c0\n  filter:\n    cmd|contains: x\n  condition: sel and not filter");
+        let m = matcher(&text);
+        assert!(m.stats().contains("routed on [chan"), "{}", m.stats());
+        assert_eq!(check(&m, json!({"chan": "c0", "eid": 1, "cmd": "a NEEDLE0 b"})), vec![0, 7]);
+        assert_eq!(check(&m, json!({"chan": "C1", "eid": "2", "cmd": "needle3 needle1"})), vec![1, 3]);
+        assert_eq!(check(&m, json!({"chan": "c0", "eid": 2.0, "cmd": "needle4 run.exe"})), vec![4, 6], "2.0 is 2; the filter sees the x of .exe");
+        assert_eq!(check(&m, json!({"chan": "c0", "eid": 3, "cmd": "needle0"})), vec![7], "event id 3 is none of the rules'");
+        assert_eq!(check(&m, json!({"chan": ["x", "c1"], "eid": [1], "cmd": ["no", "needle5"]})), vec![5], "arrays: any element");
+        // Only the rules that can match are evaluated.
+        let doc = json!({"chan": "c0", "eid": 1, "cmd": "needle0"});
+        assert_eq!(m.candidates(doc.as_object().unwrap()).len(), 2, "r0 and `negated`");
+        assert_eq!(m.candidates(json!({"chan": "c9", "cmd": "zzz"}).as_object().unwrap()).len(), 0);
+    }
+
+    #[test]
+    fn exact_on_the_matchers_edge_cases() {
+        let mut text = String::new();
+        text += &rule("cased", "  sel:\n    f|cased|contains: AbC\n  condition: sel");
+        text += &rule("unicode", "  sel:\n    f|contains: ÄRGER\n  condition: sel");
+        text += &rule("glob", "  sel:\n    f: 'a*longest?x'\n  condition: sel");
+        text += &rule("or", "  a:\n    f|contains: alpha\n  b:\n    g: 5\n  condition: a or b");
+        text += &rule("or-open", "  a:\n    f|contains: alpha\n  b:\n    g|re: '^z'\n  condition: a or b");
+        text += &rule("one-of", "  s1:\n    f: one\n  s2:\n    f|startswith: two\n  condition: 1 of s*");
+        text += &rule("all", "  sel:\n    f|contains|all: [red, green]\n  condition: sel");
+        text += &rule("bool", "  sel:\n    b: true\n  condition: sel");
+        text += &rule("hex", "  sel:\n    n: 0x10\n  condition: sel");
+        text += &rule("keyword", "  kw:\n    - secret\n  condition: kw");
+        text += &rule("null", "  sel:\n    f: null\n  condition: sel");
+        text += &rule("regex", "  sel:\n    f|re: '-(W|R)\\s?[0-9a-f]{2}'\n  condition: sel");
+        text += &rule("regex-i", "  sel:\n    f|re|i: 'net\\s+config'\n  condition: sel");
+        text += &rule("regex-open", "  sel:\n    f|re: '.+:role/.+'\n  condition: sel");
+        let m = matcher(&text);
+        let docs = [
+            json!({"f": "xxAbCxx"}),
+            json!({"f": "xxabcxx"}),
+            json!({"f": "der ärger"}),
+            json!({"f": "DER ÄRGER"}),
+            json!({"f": "A__LONGESTQX"}),
+            json!({"f": "alpha"}),
+            json!({"g": 5}),
+            json!({"g": "5"}),
+            json!({"g": 5.0}),
+            json!({"g": "zed"}),
+            json!({"f": "ONE"}),
+            json!({"f": "twofold"}),
+            json!({"f": "green and red"}),
+            json!({"f": "green"}),
+            json!({"b": "TRUE"}),
+            json!({"b": true}),
+            json!({"n": 16}),
+            json!({"n": "0x10"}),
+            json!({"x": {"y": "top SECRET"}}),
+            json!({"g": 1}),
+            json!({"f": "x -W 3f y"}),
+            json!({"f": "x -w 3f y"}),
+            json!({"f": "NET   CONFIG"}),
+            json!({"f": "a:role/b"}),
+        ];
+        let mut seen = 0;
+        for d in docs {
+            seen += check(&m, d).len();
+        }
+        assert!(seen >= 21, "the cases exercise matches ({seen})");
+    }
+}
