@@ -3,14 +3,18 @@
 //! dataflow until the probe says the step is done. This is the engine's per-epoch cost
 //! floor for one record, differential's progress tracking included.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use differential_dataflow::input::Input;
 use rampart_correlation::{Contribution, WindowSpec, WindowedCount};
 use std::sync::Arc;
 use timely::dataflow::operators::Probe;
 
-fn correlation_step(c: &mut Criterion) {
+fn main() {
+    // Criterion is made inside the worker's closure: `execute_directly` wants a `Send`
+    // closure and a `Criterion` is not one.
     timely::execute_directly(move |worker| {
+        let mut criterion = Criterion::default().configure_from_args();
+        let c = &mut criterion;
         let specs = Arc::new(vec![WindowSpec::at_least(30_000, 50, 100)]);
         let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
             let (input, events) = scope.new_collection();
@@ -49,8 +53,6 @@ fn correlation_step(c: &mut Criterion) {
                 }
             })
         });
+        criterion.final_summary();
     });
 }
-
-criterion_group!(benches, correlation_step);
-criterion_main!(benches);

@@ -11,7 +11,8 @@ pub struct Args {
     /// Scenario: `engine` (shipped rules, demo traffic), `window` (1: windowed count, 100k
     /// keys), `rules` (2: 1,000 threshold rules), `sigma` (3: all SigmaHQ rules on Windows
     /// events), `http` (4: HTTP `_bulk` → rampart → files), `amqp` (5: AMQP → rampart →
-    /// OpenSearch), `memory` (6: bytes per active window key; runs `rampart-perf-memory`).
+    /// OpenSearch), `memory` (6: bytes per active window key; runs `rampart-perf-memory`),
+    /// `summarize` (medians of several runs' JSON).
     #[arg(long, default_value = "engine")]
     pub scenario: String,
     /// Events to send (per run).
@@ -79,6 +80,9 @@ pub struct Args {
     /// scheduled time.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// `summarize`: the directory of run results (`-- perf/results/runs`).
+    #[arg(last = true)]
+    pub inputs: Vec<PathBuf>,
     /// Where to write the JSON result (the SVG goes beside it). Default
     /// `perf/results/<scenario>.json`.
     #[arg(long)]

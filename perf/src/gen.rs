@@ -3,7 +3,7 @@
 //! - [`mixed`]: MozDef-style traffic (sshd, sudo, firewall, web, process creation) with
 //!   planted attacks, from the demo input's generator (`rampart_connectors::demo`).
 //! - [`keyed_auth`]: sshd failed passwords from `keys` distinct sources (each key gets a few
-//!   per window) plus a few attacking sources that cross the threshold.
+//!   per window) plus attacking sources, one after another, that each cross the threshold.
 //! - [`windows`]: Sysmon process-creation events (benign: browsers, Office, system
 //!   processes) mixed with SigmaHQ's regression events replayed at volume.
 //! - [`window_rules`], [`threshold_rules`]: the rule sets of scenarios 1 and 2, as YAML.
@@ -36,20 +36,33 @@ pub fn key_ip(k: usize) -> String {
     format!("10.{}.{}.{}", (k >> 16) & 255, (k >> 8) & 255, k & 255)
 }
 
-/// Attacking sources among the keyed traffic.
-pub const ATTACKERS: usize = 10;
-/// Share of keyed traffic that comes from the attackers.
-pub const ATTACK_SHARE: f64 = 0.002;
+/// Share of keyed traffic that comes from attacking sources.
+pub const ATTACK_SHARE: f64 = 0.01;
+/// Failed passwords each attacking source sends (in a burst) before the next one starts: more
+/// than the threshold of [`window_rules`], so every attacker fires exactly once.
+pub const ATTACK_BURST: usize = 60;
 
-/// `n` sshd failed passwords: sources drawn uniformly from `keys` addresses, and a share
-/// [`ATTACK_SHARE`] from [`ATTACKERS`] sources in 203.0.113.0/24 that cross the threshold of
-/// [`window_rules`] at any event-time rate of 10k events/s or more.
+/// The address of attacking source `a`: 198.18.0.0/15 (the benchmarking range).
+pub fn attacker_ip(a: usize) -> String {
+    format!("198.{}.{}.{}", 18 + ((a >> 16) & 1), (a >> 8) & 255, a & 255)
+}
+
+/// `n` sshd failed passwords: sources drawn uniformly from `keys` addresses (10.0.0.0/8), and
+/// a share [`ATTACK_SHARE`] from attacking sources, one after another, each sending
+/// [`ATTACK_BURST`] failures: with [`window_rules`] each attacker fires once, so a run gets a
+/// steady stream of alerts (about `rate · share / burst` per second) to measure latency on.
 pub fn keyed_auth(seed: u64, keys: usize, n: usize, start: EventTime, step_us: u64) -> Vec<Value> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let users = ["root", "admin", "oracle", "postgres", "ubuntu", "deploy"];
+    let mut attack_events = 0usize;
     (0..n)
         .map(|i| {
-            let ip = if rng.random_bool(ATTACK_SHARE) { format!("203.0.113.{}", 1 + rng.random_range(0..ATTACKERS)) } else { key_ip(rng.random_range(0..keys.max(1))) };
+            let ip = if rng.random_bool(ATTACK_SHARE) {
+                attack_events += 1;
+                attacker_ip(attack_events / ATTACK_BURST)
+            } else {
+                key_ip(rng.random_range(0..keys.max(1)))
+            };
             let user = *users.choose(&mut rng).unwrap_or(&"root");
             let port = rng.random_range(32768..61000u32);
             json!({
@@ -303,9 +316,9 @@ mod tests {
         let values = keyed_auth(1, 1000, 50_000, start, 50);
         let ips: Vec<&str> = values.iter().map(|v| v["details"]["sourceipaddress"].as_str().unwrap()).collect();
         let distinct: std::collections::HashSet<_> = ips.iter().collect();
-        let attacks = ips.iter().filter(|ip| ip.starts_with("203.0.113.")).count();
-        assert!(distinct.len() > 1000 && distinct.len() <= 1000 + ATTACKERS, "{}", distinct.len());
-        assert!((50..200).contains(&attacks), "{attacks}");
+        let attacks = ips.iter().filter(|ip| ip.starts_with("198.18.")).count();
+        assert!(distinct.len() > 1000 && distinct.len() <= 1000 + attacks / ATTACK_BURST + 1, "{}", distinct.len());
+        assert!((300..700).contains(&attacks), "{attacks}");
         let events = normalize(values, start, 50);
         assert_eq!(events.len(), 50_000);
         assert_eq!(events[20].time, EventTime(start.0 + 1));

@@ -118,10 +118,14 @@ impl Sampler {
     }
 
     /// Stops and returns (seconds since start, events/s over the last interval).
-    pub fn finish(mut self) -> Vec<(f64, f64)> {
+    pub fn finish(self) -> Vec<(f64, f64)> {
+        rates(&self.finish_raw())
+    }
+
+    /// Stops and returns the samples: (seconds since start, counter value).
+    pub fn finish_raw(mut self) -> Vec<(f64, u64)> {
         self.stop.store(true, Ordering::Relaxed);
-        let samples = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
-        rates(&samples)
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
     }
 }
 
@@ -134,6 +138,21 @@ pub fn rates(samples: &[(f64, u64)]) -> Vec<(f64, f64)> {
             (dt > 0.0).then(|| (w[1].0, w[1].1.saturating_sub(w[0].1) as f64 / dt))
         })
         .collect()
+}
+
+/// The rate between the first sample above zero and the last sample: throughput once the
+/// pipeline is warm (index creation, connection setup and the like excluded).
+pub fn sustained(samples: &[(f64, u64)]) -> f64 {
+    let Some(first) = samples.iter().position(|s| s.1 > 0) else { return 0.0 };
+    let last = samples.iter().rposition(|s| s.1 > samples[first].1).unwrap_or(first);
+    // The interval before the first non-zero sample is when the first events landed.
+    let from = first.saturating_sub(1);
+    let dt = samples[last].0 - samples[from].0;
+    if dt <= 0.0 {
+        0.0
+    } else {
+        (samples[last].1 - samples[from].1) as f64 / dt
+    }
 }
 
 /// A latency histogram several threads record into.
@@ -155,6 +174,12 @@ mod tests {
         let c = l.curve();
         assert!(c.len() > 10 && c.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{c:?}");
         assert_eq!(c.last().unwrap().0, 100.0);
+    }
+
+    #[test]
+    fn sustained_rate_skips_warm_up() {
+        assert_eq!(sustained(&[(0.0, 0), (1.0, 0), (2.0, 0), (3.0, 100), (4.0, 200), (5.0, 200)]), 100.0);
+        assert_eq!(sustained(&[(0.0, 0), (1.0, 0)]), 0.0);
     }
 
     #[test]

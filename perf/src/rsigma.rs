@@ -6,10 +6,10 @@
 //! rsigma reads NDJSON events from a file; Windows events are flattened for it
 //! ([`crate::gen::flatten_windows`]), MozDef-style events are given as generated (their
 //! `details.*` fields nested, timestamps in `utctimestamp`). Its CPU time is the child's user
-//! + system time (`cutime + cstime` after waiting for it); the figure includes its parsing of
-//! the JSON text, which Rampart's in-engine figure does not (Rampart's parse + normalize cost
-//! is the `parse` micro-benchmark), so the JSON result also gives rsigma's time with an
-//! estimate of that parse share removed when the benchmark figure is passed in.
+//! and system time (`cutime + cstime` after waiting for it). That figure includes its parsing
+//! of the JSON text, which Rampart's in-engine figure does not (Rampart's parse + normalize
+//! cost is the `parse` micro-benchmark): RESULTS.md adds the benchmark's per-event time to
+//! Rampart's for the like-for-like ratio.
 
 use crate::cli::Args;
 use crate::measure;

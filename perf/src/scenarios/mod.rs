@@ -6,13 +6,14 @@ pub mod http;
 pub mod memory;
 pub mod rules;
 pub mod sigma;
+pub mod summarize;
 pub mod window;
 
 use crate::cli::Args;
 use anyhow::{bail, Result};
 
 /// Every scenario name, in the order after the original `engine`.
-pub const NAMES: &[&str] = &["engine", "window", "rules", "sigma", "http", "amqp", "memory"];
+pub const NAMES: &[&str] = &["engine", "window", "rules", "sigma", "http", "amqp", "memory", "summarize"];
 
 /// Runs the scenario `args` names.
 pub fn run(args: &Args) -> Result<()> {
@@ -24,6 +25,7 @@ pub fn run(args: &Args) -> Result<()> {
         "http" | "4" => http::run(args),
         "amqp" | "5" => amqp::run(args),
         "memory" | "6" => memory::exec(args),
+        "summarize" => summarize::run(args),
         other => bail!("unknown scenario `{other}` (known: {})", NAMES.join(", ")),
     }
 }

@@ -37,7 +37,7 @@ pub fn run(args: &Args) -> Result<()> {
     let rules = Arc::new(rampart_rules::load_paths_with(&dirs, &Pipelines::new(vec![evtx, placeholders])).map_err(|d| anyhow!("loading the SigmaHQ rules: {d}"))?);
     let load_s = t.elapsed().as_secs_f64();
     let regression = gen::regression_events(&args.corpus)?;
-    let n = args.events.unwrap_or(200_000);
+    let n = args.events.unwrap_or(20_000);
     let step = args.step_us.unwrap_or(1_000);
     let mut r = Report::new("sigma");
     r.param("events", n as u64)
