@@ -144,7 +144,9 @@ pub fn rates(samples: &[(f64, u64)]) -> Vec<(f64, f64)> {
 /// pipeline is warm (index creation, connection setup and the like excluded).
 pub fn sustained(samples: &[(f64, u64)]) -> f64 {
     let Some(first) = samples.iter().position(|s| s.1 > 0) else { return 0.0 };
-    let last = samples.iter().rposition(|s| s.1 > samples[first].1).unwrap_or(first);
+    // The first sample at the final count: trailing idle samples do not dilute the rate.
+    let end = samples.last().map_or(0, |s| s.1);
+    let last = samples.iter().position(|s| s.1 >= end).unwrap_or(first);
     // The interval before the first non-zero sample is when the first events landed.
     let from = first.saturating_sub(1);
     let dt = samples[last].0 - samples[from].0;
