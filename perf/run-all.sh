@@ -20,7 +20,7 @@ if [[ "${SMALL:-0}" == 1 ]]; then
   declare -A CASES=(
     [engine]="--scenario engine --events 50000"
     [window]="--scenario window --events 100000 --keys 100000"
-    [window-half]="--scenario window --events 100000 --keys 100000 --half-max"
+    [window-half]="--scenario window --events 100000 --keys 100000 --half-max --rsigma none"
     [rules]="--scenario rules --events 30000"
     [sigma]="--scenario sigma --events 5000"
     [http]="--scenario http --events 20000"
@@ -31,11 +31,11 @@ if [[ "${SMALL:-0}" == 1 ]]; then
 else
   declare -A CASES=(
     [engine]="--scenario engine --events 500000"
-    [window]="--scenario window --events 2000000 --keys 100000"
-    [window-half]="--scenario window --events 2000000 --keys 100000 --half-max"
+    [window]="--scenario window --events 1000000 --keys 100000"
+    [window-half]="--scenario window --events 1000000 --keys 100000 --half-max --rsigma none"
     [rules]="--scenario rules --events 300000"
     [rules-half]="--scenario rules --events 300000 --half-max"
-    [sigma]="--scenario sigma --events 200000"
+    [sigma]="--scenario sigma --events 20000"
     [http]="--scenario http --events 300000"
     [http-rate]="--scenario http --events 300000 --rate 20000"
     [amqp]="--scenario amqp --events 300000"
