@@ -70,6 +70,16 @@ named_enum!(
         AmqpRedelivered => ("rampart_amqp_redelivered_total", "AMQP deliveries marked redelivered by the broker"),
         /// AMQP connections re-established after a loss.
         AmqpReconnects => ("rampart_amqp_reconnects_total", "AMQP connections re-established after a loss"),
+        /// Events a plugin dropped (the plugin and its reason are logged at debug level); their
+        /// deliveries are acked as handled.
+        EventsPluginDropped => ("rampart_events_plugin_dropped_total", "Events dropped by a plugin (acked as handled, never stored or correlated)"),
+        /// Plugin runs that failed (a VRL runtime error, a plugin that panicked); the event goes
+        /// on as it was.
+        PluginErrors => ("rampart_plugin_errors_total", "Plugin runs that failed; the event went on unchanged by that plugin"),
+        /// Plugin runs that took longer than their time budget (VRL scripts).
+        PluginOverBudget => ("rampart_plugin_over_budget_total", "Plugin runs that exceeded their time budget"),
+        /// Lookup table or CIDR list reloads that failed (the previous contents stay in use).
+        LookupReloadFailed => ("rampart_lookup_reload_failed_total", "Lookup file reloads that failed; the previous contents stay in use"),
     }
 );
 

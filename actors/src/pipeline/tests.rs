@@ -100,7 +100,7 @@ impl PipelineEngine for FakeEngine {
 }
 
 fn spec(inputs: Vec<InputConfig>, outputs: Vec<OutputConfig>) -> PipelineSpec {
-    PipelineSpec { inputs, outputs, normalizer: NormalizerConfig::default(), processing_time_watermark: None }
+    PipelineSpec { inputs, outputs, normalizer: NormalizerConfig::default(), processing_time_watermark: None, plugins: None }
 }
 
 fn read_lines(dir: &std::path::Path, prefix: &str) -> Vec<serde_json::Value> {
@@ -333,7 +333,7 @@ async fn acks_wait_for_every_output_but_not_for_the_engine() {
     let outcomes: Outcomes = Default::default();
     tx.send(acked_batch(3, &outcomes)).unwrap();
     drop(tx);
-    let errors = crate::input::forward(rx, engine.feed.clone(), outputs.iter().map(|o| o.addr.clone()).collect()).await;
+    let errors = crate::input::forward(rx, engine.feed.clone(), outputs.iter().map(|o| o.addr.clone()).collect(), None).await;
     assert!(errors.is_empty(), "{errors:?}");
     // The file output has written them and the engine still holds them, but the holding
     // output has not settled: no delivery is acknowledged yet.
@@ -360,7 +360,7 @@ async fn a_failing_output_errors_the_delivery_and_no_output_delivers_at_once() {
     let (tx, rx) = flume::bounded(2);
     tx.send(acked_batch(2, &outcomes)).unwrap();
     drop(tx);
-    let errors = crate::input::forward(rx, engine.feed.clone(), vec![failing.addr.clone()]).await;
+    let errors = crate::input::forward(rx, engine.feed.clone(), vec![failing.addr.clone()], None).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(outcomes.lock().iter().all(|(_, s, r)| *s == AckStatus::Errored && r.as_deref().unwrap().contains("store down")), "{:?}", outcomes.lock());
     assert_eq!(outcomes.lock().len(), 2);
@@ -374,13 +374,13 @@ async fn a_failing_output_errors_the_delivery_and_no_output_delivers_at_once() {
     let (tx, rx) = flume::bounded(2);
     tx.send(acked_batch(1, &outcomes)).unwrap();
     drop(tx);
-    crate::input::forward(rx, engine.feed.clone(), vec![addr]).await;
+    crate::input::forward(rx, engine.feed.clone(), vec![addr], None).await;
     assert_eq!(outcomes.lock()[0].1, AckStatus::Errored, "{:?}", outcomes.lock());
 
     let outcomes: Outcomes = Default::default();
     let (tx, rx) = flume::bounded(2);
     tx.send(acked_batch(2, &outcomes)).unwrap();
     drop(tx);
-    crate::input::forward(rx, engine.feed.clone(), vec![]).await;
+    crate::input::forward(rx, engine.feed.clone(), vec![], None).await;
     assert_eq!(outcomes.lock().iter().filter(|o| o.1 == AckStatus::Delivered).count(), 2);
 }
