@@ -9,7 +9,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use rampart_connectors::plugins::chain::Registered;
-use rampart_connectors::plugins::drop::{Drop, DropConfig};
+use rampart_connectors::plugins::drop::{DropConfig, DropFilter};
 use rampart_connectors::plugins::enrich::{Enrich, EnrichConfig};
 use rampart_connectors::plugins::fieldlimit::{FieldLimit, FieldLimitConfig};
 use rampart_connectors::plugins::geoip::{testdb, GeoIp};
@@ -42,7 +42,7 @@ fn builtins(lookups: &Arc<Lookups>) -> Vec<Registered> {
         eprintln!("{e}");
         std::process::exit(1)
     });
-    let drop = Drop::new(&DropConfig { match_fields: BTreeMap::from([("program".to_string(), json!("CRON"))]), rules: vec![], reason: None }).unwrap_or_else(|e| {
+    let filter = DropFilter::new(&DropConfig { match_fields: BTreeMap::from([("program".to_string(), json!("CRON"))]), rules: vec![], reason: None }).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(1)
     });
@@ -52,7 +52,7 @@ fn builtins(lookups: &Arc<Lookups>) -> Vec<Registered> {
     });
     vec![
         Registered::new(Box::new(FieldLimit::new(&FieldLimitConfig::default()))),
-        Registered::new(Box::new(drop)),
+        Registered::new(Box::new(filter)),
         Registered::new(Box::new(IpFixup::new(IpFixupConfig { classify: true }))),
         Registered::new(Box::new(geo)),
         Registered::new(Box::new(enrich)),

@@ -11,7 +11,7 @@
 
 use rampart_connectors::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput};
 use rampart_connectors::plugins::chain::Registered;
-use rampart_connectors::plugins::drop::{Drop, DropConfig};
+use rampart_connectors::plugins::drop::{DropConfig, DropFilter};
 use rampart_connectors::plugins::ipfixup::{IpFixup, IpFixupConfig};
 use rampart_connectors::plugins::vrl::{OnBudget, Vrl, VrlConfig};
 use rampart_connectors::plugins::{Chain, Lookups};
@@ -39,8 +39,8 @@ async fn reroute_and_drop_reach_opensearch_as_the_plugins_decided() {
     let script = format!("if .details.program == \"openvpn\" {{\n  %index = \"{p}-vpn\"\n  %doc_id = \"session-\" + string!(.details.session)\n  .tags = push(array(.tags) ?? [], \"vpn\")\n}}\n");
     let vrl_cfg = VrlConfig { file: "route.vrl".into(), budget: Duration::from_millis(50), on_budget: OnBudget::Keep };
     let vrl = Vrl::compile("route_vpn", "route.vrl", &script, &vrl_cfg, &Arc::new(Lookups::default()), metrics.clone()).unwrap();
-    let drop = Drop::new(&DropConfig { match_fields: BTreeMap::from([("program".into(), json!("CRON"))]), rules: vec![], reason: Some("cron noise".into()) }).unwrap();
-    let chain = Chain::new(vec![Registered::new(Box::new(IpFixup::new(IpFixupConfig { classify: true }))), Registered::new(Box::new(drop)), Registered::new(Box::new(vrl))], metrics.clone());
+    let filter = DropFilter::new(&DropConfig { match_fields: BTreeMap::from([("program".into(), json!("CRON"))]), rules: vec![], reason: Some("cron noise".into()) }).unwrap();
+    let chain = Chain::new(vec![Registered::new(Box::new(IpFixup::new(IpFixupConfig { classify: true }))), Registered::new(Box::new(filter)), Registered::new(Box::new(vrl))], metrics.clone());
 
     let settled: Arc<Mutex<BTreeMap<String, AckStatus>>> = Arc::default();
     let token = |name: &str| {

@@ -6,8 +6,9 @@
 //! - `rules`: Sigma rule files; any of their detection rules matching drops the event
 //!   (the rule's title is the reason).
 //!
-//! With only `match`, the plugin registers on the match's string values (an event without
-//! them cannot match, so the chain skips it cheaply); with `rules` it runs on every event.
+//! With only `match`, the plugin registers on the match's text values (or, for a number or
+//! boolean, the field's name): an event without them cannot match, so the chain skips it
+//! cheaply. With `rules` it runs on every event.
 
 use super::{Plugin, PluginEvent, Verdict};
 use crate::error::ConnectorError;
@@ -56,16 +57,16 @@ impl DropConfig {
 
 /// The plugin.
 #[derive(Debug)]
-pub struct Drop {
+pub struct DropFilter {
     fields: Vec<(FieldPath, Value)>,
     rules: Vec<(String, rampart_rules::Detection)>,
     reason: String,
     terms: Vec<String>,
 }
 
-impl Drop {
+impl DropFilter {
     /// Builds the plugin, loading and compiling its rule files (their diagnostics stop the load).
-    pub fn new(cfg: &DropConfig) -> Result<Drop, ConnectorError> {
+    pub fn new(cfg: &DropConfig) -> Result<DropFilter, ConnectorError> {
         let mut rules = Vec::new();
         if !cfg.rules.is_empty() {
             let set = rampart_rules::load_paths(&cfg.rules).map_err(|d| ConnectorError::Plugin { plugin: "drop".into(), message: format!("its rules do not load:\n{d}") })?;
@@ -76,8 +77,14 @@ impl Drop {
             }
         }
         let fields: Vec<(FieldPath, Value)> = cfg.match_fields.iter().map(|(k, v)| (FieldPath::new(k), v.clone())).collect();
-        let terms = if rules.is_empty() { fields.iter().map(|(_, v)| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect() } else { vec!["*".to_string()] };
-        Ok(Drop { fields, rules, reason: cfg.reason.clone().unwrap_or_else(|| "matched drop fields".into()), terms })
+        // Any event that matches holds every field, so one term per field is enough: the
+        // wanted text when it can only match text, else the field's own name.
+        let term = |(path, want): (&String, &Value)| match want.as_str() {
+            Some(s) if s.trim().parse::<f64>().is_err() && !["true", "false"].contains(&s.trim()) => s.to_string(),
+            _ => path.rsplit('.').next().unwrap_or(path).to_string(),
+        };
+        let terms = if rules.is_empty() { cfg.match_fields.iter().map(term).collect() } else { vec!["*".to_string()] };
+        Ok(DropFilter { fields, rules, reason: cfg.reason.clone().unwrap_or_else(|| "matched drop fields".into()), terms })
     }
 }
 
@@ -89,7 +96,7 @@ fn equal(seen: &Value, want: &Value) -> bool {
     }
 }
 
-impl Plugin for Drop {
+impl Plugin for DropFilter {
     fn name(&self) -> &str {
         "drop"
     }
@@ -118,7 +125,7 @@ mod tests {
     use crate::plugins::Route;
     use serde_json::json;
 
-    fn verdict(p: &Drop, v: Value) -> Verdict {
+    fn verdict(p: &DropFilter, v: Value) -> Verdict {
         let Value::Object(mut doc) = v else { unreachable!() };
         p.process(&mut PluginEvent { doc: &mut doc, route: &mut Route::default() })
     }
@@ -127,8 +134,8 @@ mod tests {
     fn field_match_drops_only_when_every_field_matches() {
         let cfg = DropConfig { match_fields: BTreeMap::from([("program".to_string(), json!("CRON")), ("details.uid".to_string(), json!(0))]), rules: vec![], reason: Some("cron noise".into()) };
         assert!(cfg.validate().is_empty());
-        let p = Drop::new(&cfg).unwrap();
-        assert_eq!(p.terms(), ["0", "CRON"], "the match values, by field name");
+        let p = DropFilter::new(&cfg).unwrap();
+        assert_eq!(p.terms(), ["uid", "CRON"], "text values, or the field's name for a number, by field name");
         assert_eq!(verdict(&p, json!({"summary": "pam_unix(cron:session): session opened for user root", "details": {"program": "cron", "uid": 0}})), Verdict::Drop("cron noise".into()));
         assert_eq!(verdict(&p, json!({"details": {"program": "cron", "uid": 1000}})), Verdict::Keep);
         assert_eq!(verdict(&p, json!({"details": {"program": "sshd", "uid": 0}})), Verdict::Keep);
@@ -139,7 +146,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rule = dir.path().join("noise.yml");
         std::fs::write(&rule, "title: Load balancer health checks\nid: 5b0c7d8e-1111-4c1a-9d6e-000000000001\nlogsource: {category: webserver}\ndetection:\n  sel:\n    request|startswith: 'GET /healthz'\n    sourceipaddress|cidr: 10.0.0.0/8\n  condition: sel\n").unwrap();
-        let p = Drop::new(&DropConfig { rules: vec![rule], ..Default::default() }).unwrap();
+        let p = DropFilter::new(&DropConfig { rules: vec![rule], ..Default::default() }).unwrap();
         assert_eq!(p.terms(), ["*"]);
         assert_eq!(verdict(&p, json!({"details": {"request": "GET /healthz HTTP/1.1", "sourceipaddress": "10.1.1.1"}})), Verdict::Drop("rule `Load balancer health checks`".into()));
         assert_eq!(verdict(&p, json!({"details": {"request": "GET /healthz HTTP/1.1", "sourceipaddress": "8.8.8.8"}})), Verdict::Keep);
@@ -150,7 +157,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rule = dir.path().join("bad.yml");
         std::fs::write(&rule, "title: t\ndetection:\n  sel:\n    a|cidr: nope\n  condition: sel\n").unwrap();
-        let e = Drop::new(&DropConfig { rules: vec![rule], ..Default::default() }).unwrap_err().to_string();
+        let e = DropFilter::new(&DropConfig { rules: vec![rule], ..Default::default() }).unwrap_err().to_string();
         assert!(e.contains("bad.yml") && e.contains("nope"), "{e}");
         assert_eq!(DropConfig::default().validate().len(), 1);
     }

@@ -6,7 +6,7 @@
 //! section in `docs/plugins.md`.
 
 use super::chain::{Chain, Registered, MAX_PLUGINS};
-use super::drop::{Drop, DropConfig};
+use super::drop::{DropConfig, DropFilter};
 use super::enrich::{Enrich, EnrichConfig};
 use super::fieldlimit::{FieldLimit, FieldLimitConfig};
 use super::geoip::{GeoIp, GeoIpConfig};
@@ -66,7 +66,7 @@ impl PluginConfig {
             PluginConfig::Ipfixup(c) => Box::new(IpFixup::new(c.clone())),
             PluginConfig::Geoip(c) => Box::new(GeoIp::open(c)?),
             PluginConfig::FieldLimit(c) => Box::new(FieldLimit::new(c)),
-            PluginConfig::Drop(c) => Box::new(Drop::new(c)?),
+            PluginConfig::Drop(c) => Box::new(DropFilter::new(c)?),
             PluginConfig::Enrich(c) => Box::new(Enrich::new(c, ctx.lookups.clone())?),
             PluginConfig::Vrl(c) => Box::new(Vrl::load(name, c, &ctx.lookups, ctx.metrics.clone())?),
         })
