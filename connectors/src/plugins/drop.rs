@@ -91,7 +91,8 @@ impl DropFilter {
 fn equal(seen: &Value, want: &Value) -> bool {
     match (seen, want) {
         (Value::String(a), Value::String(b)) => a.eq_ignore_ascii_case(b) || a.to_lowercase() == b.to_lowercase(),
-        (Value::String(a), other) | (other, Value::String(a)) => a.trim() == other.to_string(),
+        (Value::String(a), Value::Number(n)) | (Value::Number(n), Value::String(a)) => a.trim().parse::<f64>().ok() == n.as_f64(),
+        (Value::String(a), Value::Bool(b)) | (Value::Bool(b), Value::String(a)) => a.trim().parse::<bool>().ok() == Some(*b),
         (a, b) => a == b,
     }
 }

@@ -318,7 +318,7 @@ impl Lookups {
         let mut reloaded = Vec::new();
         let mut errors = Vec::new();
         for s in self.tables.values() {
-            self.reload_one(s, |p, k| load_table(p, k), &mut reloaded, &mut errors);
+            self.reload_one(s, load_table, &mut reloaded, &mut errors);
         }
         for s in self.lists.values() {
             self.reload_one(s, |p, _| load_list(p), &mut reloaded, &mut errors);
