@@ -9,6 +9,7 @@
 //! stdout.
 
 use anyhow::{anyhow, bail, Context, Result};
+use rampart_connectors::plugins::{LookupsConfig, PluginEntry};
 use rampart_connectors::{InputConfig, OutputConfig};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -43,6 +44,15 @@ pub struct Config {
     /// and alerts on stdout.
     #[serde(default = "default_outputs")]
     pub outputs: Vec<OutputConfig>,
+    /// Lookup tables and CIDR lists (files reloaded when they change) for plugins, VRL
+    /// scripts and rules (`expand` placeholders). Default: none. See docs/plugins.md.
+    #[serde(default)]
+    pub lookups: LookupsConfig,
+    /// The plugin chain between normalization and the rules (`type: ipfixup | geoip |
+    /// field_limit | drop | enrich | vrl`), each with `enabled`, `priority`, `terms`.
+    /// Default: none. See docs/plugins.md.
+    #[serde(default)]
+    pub plugins: Vec<PluginEntry>,
 }
 
 /// `engine:` section.
@@ -151,6 +161,8 @@ impl Config {
             normalizer: NormalizerSection::default(),
             inputs: default_inputs(),
             outputs: default_outputs(),
+            lookups: LookupsConfig::default(),
+            plugins: Vec::new(),
         }
     }
 
@@ -201,6 +213,8 @@ impl Config {
         for (i, output) in self.outputs.iter().enumerate() {
             p.extend(output.validate().into_iter().map(|m| format!("outputs[{i}]: {m}")));
         }
+        p.extend(self.lookups.validate().into_iter().map(|m| format!("lookups.{m}")));
+        p.extend(rampart_connectors::plugins::registry::validate(&self.plugins));
         for r in &self.rules {
             if !r.exists() {
                 p.push(format!("rules: {} does not exist", r.display()));

@@ -60,6 +60,10 @@ enum Command {
         /// Also write the normalized events (and alerts) as daily NDJSON files here.
         #[arg(long, value_name = "DIR")]
         data_dir: Option<PathBuf>,
+        /// Run the plugin chain and lookups of this configuration file (its `plugins:` and
+        /// `lookups:`; its inputs, outputs and rules are not used).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// NDJSON or concatenated JSON events, or a Windows `.evtx` file (by name or
         /// signature); `-` for stdin.
         #[arg(default_value = "-")]
@@ -280,12 +284,18 @@ fn init_tracing() {
 /// Loads rules from paths, or the embedded library when `paths` is empty, through the named
 /// pipelines. Warnings go to stderr; errors (in rules or pipelines) come back as
 /// [`InvalidInput`] holding the rendered diagnostics.
-fn load_rules(paths: &[PathBuf], pipelines: &[String], placeholders: &[PathBuf]) -> Result<Arc<RuleSet>> {
+fn load_rules(paths: &[PathBuf], pipelines: &[String], placeholders: &[PathBuf], lookups: Option<&rampart_connectors::plugins::Lookups>) -> Result<Arc<RuleSet>> {
     let mut list = rampart_rules::Pipelines::resolve(pipelines).map_err(|d| InvalidInput(d.to_string()))?.list().to_vec();
     for f in placeholders {
         let name = f.display().to_string();
         let text = std::fs::read_to_string(f).map_err(|e| InvalidInput(format!("cannot read placeholders file {name}: {e}")))?;
         list.push(rampart_rules::Pipeline::placeholders(&name, &text).map_err(|d| InvalidInput(d.to_string()))?);
+    }
+    // Each lookup list's networks and each table's keys are `expand` values under its name
+    // (as of now: rules compile once).
+    if let Some(vars) = lookups.map(|l| l.placeholders()).filter(|v| !v.is_empty()) {
+        let text = serde_json::to_string(&vars).context("lookup placeholders")?;
+        list.push(rampart_rules::Pipeline::placeholders("<lookups>", &text).map_err(|d| InvalidInput(d.to_string()))?);
     }
     let pipelines = rampart_rules::Pipelines::new(list);
     let loaded = if paths.is_empty() {
@@ -312,7 +322,7 @@ fn load_config(path: &std::path::Path) -> Result<config::Config> {
 fn dispatch(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Rules { command: RulesCommand::Validate { paths, pipelines } } => {
-            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders)?;
+            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders, None)?;
             let correlations = rules.rules.iter().filter(|r| matches!(r.kind, rampart_rules::RuleKind::Correlation(_))).count();
             println!(
                 "ok: {} rules ({} detections, {} correlations), {} warnings",
@@ -324,7 +334,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules { command: RulesCommand::Test { paths, pipelines, workers } } => {
-            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders)?;
+            let rules = load_rules(&paths, &pipelines.pipeline, &pipelines.placeholders, None)?;
             let outcomes = ruletest::run_all(&rules, workers.max(1))?;
             let mut failed = 0;
             for o in &outcomes {
@@ -346,7 +356,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(if failed == 0 && !outcomes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Rules { command: RulesCommand::Explain { rule, event, rules, pipelines } } => {
-            let set = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders)?;
+            let set = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders, None)?;
             let found = set
                 .rules
                 .iter()
@@ -375,8 +385,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Config { command: ConfigCommand::Validate { file } } => {
             let cfg = load_config(&file)?;
-            load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders)?;
-            println!("ok: {} ({} inputs, {} outputs)", file.display(), cfg.inputs.len(), cfg.outputs.len());
+            let plugins = pipeline::Plugins::load(&cfg, &Arc::new(rampart_core::Metrics::new())).map_err(|e| InvalidInput(format!("{}: {e:#}", file.display())))?;
+            load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders, Some(&plugins.lookups))?;
+            println!("ok: {} ({} inputs, {} outputs, {} plugins)", file.display(), cfg.inputs.len(), cfg.outputs.len(), plugins.chain.as_ref().map_or(0, |c| c.names().len()));
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { config, engine, rules, pipelines } => {
@@ -404,12 +415,19 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 cfg.engine.state_dir = Some(d);
             }
             cfg.engine.discard_invalid_state |= engine.discard_invalid_state;
-            let rules = load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders)?;
-            pipeline::run(cfg, rules).context("rampart run")?;
+                        let metrics = Arc::new(rampart_core::Metrics::new());
+            let plugins = pipeline::Plugins::load(&cfg, &metrics).map_err(|e| InvalidInput(format!("{e:#}")))?;
+            let rules = load_rules(&cfg.rules, &cfg.pipelines, &cfg.placeholders, Some(&plugins.lookups))?;
+            pipeline::run(cfg, rules, plugins, metrics).context("rampart run")?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Replay { rules, pipelines, engine, data_dir, input } => {
-            let rules = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders)?;
+        Command::Replay { rules, pipelines, engine, data_dir, config, input } => {
+            let metrics = Arc::new(rampart_core::Metrics::new());
+            let plugins = match &config {
+                Some(path) => pipeline::Plugins::load(&load_config(path)?, &metrics).map_err(|e| InvalidInput(format!("{}: {e:#}", path.display())))?,
+                None => pipeline::Plugins::none(),
+            };
+            let rules = load_rules(&rules, &pipelines.pipeline, &pipelines.placeholders, Some(&plugins.lookups))?;
             let opts = pipeline::ReplayOptions {
                 workers: engine.workers.unwrap_or(1).max(1),
                 lateness: engine.lateness.unwrap_or(Duration::from_secs(60)),
@@ -417,7 +435,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
                 data_dir,
                 input,
             };
-            let ok = pipeline::replay(opts, rules).context("rampart replay")?;
+            let ok = pipeline::replay(opts, rules, plugins, metrics).context("rampart replay")?;
             Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         Command::Kibana { command: KibanaCommand::Export } => {
@@ -457,7 +475,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { rate, duration, seed, workers, lateness, http } => {
-            let rules = load_rules(&[], &[], &[])?;
+            let rules = load_rules(&[], &[], &[], None)?;
             pipeline::demo(pipeline::DemoOptions { rate, duration, seed, workers: workers.max(1), lateness, http }, rules).context("rampart demo")?;
             Ok(ExitCode::SUCCESS)
         }

@@ -8,6 +8,8 @@ use rampart_actors::{run_pipeline, PipelineReport, PipelineSpec};
 use rampart_connectors::demo::DemoConfig;
 use rampart_connectors::file::FileConfig;
 use rampart_connectors::http::HttpConfig;
+use rampart_connectors::plugins::lookup::Watcher;
+use rampart_connectors::plugins::{build_chain, Chain, Lookups, PluginContext};
 use rampart_connectors::ndjson::FileOutputConfig;
 use rampart_connectors::stdout::StdoutConfig;
 use rampart_connectors::{InputConfig, OutputConfig};
@@ -27,6 +29,35 @@ pub struct ReplayOptions {
     pub state: Option<rampart_engine::StateConfig>,
     pub data_dir: Option<PathBuf>,
     pub input: PathBuf,
+}
+
+/// A config's plugin chain and lookups, ready to run. While it lives, a thread reloads the
+/// lookup files when they change.
+#[derive(Debug)]
+pub struct Plugins {
+    /// The chain; `None` when no plugin is enabled.
+    pub chain: Option<Arc<Chain>>,
+    /// The lookup tables and lists (also the rules' `expand` placeholders).
+    pub lookups: Arc<Lookups>,
+    _watcher: Watcher,
+}
+
+impl Plugins {
+    /// No plugins, no lookups.
+    pub fn none() -> Plugins {
+        let lookups = Arc::new(Lookups::default());
+        let watcher = lookups.watch(Duration::from_secs(3600));
+        Plugins { chain: None, lookups, _watcher: watcher }
+    }
+
+    /// Loads the config's lookups and builds its chain (a VRL script compiles here; its
+    /// errors name file, line and column). Errors are the user's to fix.
+    pub fn load(cfg: &Config, metrics: &Arc<Metrics>) -> Result<Plugins> {
+        let lookups = Arc::new(Lookups::load(&cfg.lookups, Some(metrics.clone()))?);
+        let chain = build_chain(&cfg.plugins, &PluginContext { lookups: lookups.clone(), metrics: metrics.clone() })?;
+        let watcher = lookups.watch(cfg.lookups.reload_every);
+        Ok(Plugins { chain: (!chain.is_empty()).then(|| Arc::new(chain)), lookups, _watcher: watcher })
+    }
 }
 
 /// `rampart demo` options.
@@ -64,8 +95,10 @@ async fn ctrl_c() {
     eprintln!("rampart: stopping, shutting down in order (flushing open windows)");
 }
 
-fn execute(spec: PipelineSpec, rules: Arc<RuleSet>, engine_cfg: EngineConfig) -> Result<PipelineReport> {
-    let metrics = Arc::new(Metrics::new());
+fn execute(spec: PipelineSpec, rules: Arc<RuleSet>, engine_cfg: EngineConfig, metrics: Arc<Metrics>) -> Result<PipelineReport> {
+    if let Some(chain) = &spec.plugins {
+        eprintln!("rampart: plugins {}", chain.names().join(", "));
+    }
     let engine = rampart_engine::start(rules, engine_cfg, metrics.clone()).context("starting the engine")?;
     let system = actix::System::new();
     let report = system.block_on(run_pipeline(spec, engine, metrics.clone(), ctrl_c())).context("pipeline")?;
@@ -111,7 +144,7 @@ fn check_binds(inputs: &[InputConfig]) -> Result<()> {
 }
 
 /// `rampart run`.
-pub fn run(cfg: Config, rules: Arc<RuleSet>) -> Result<()> {
+pub fn run(cfg: Config, rules: Arc<RuleSet>, plugins: Plugins, metrics: Arc<Metrics>) -> Result<()> {
     check_binds(&cfg.inputs)?;
     let state = cfg.state();
     let engine_cfg = EngineConfig { workers: cfg.engine.workers, lateness: cfg.engine.lateness, max_refs: cfg.engine.max_refs, state: state.clone(), ..EngineConfig::default() };
@@ -120,6 +153,7 @@ pub fn run(cfg: Config, rules: Arc<RuleSet>) -> Result<()> {
         outputs: cfg.outputs.clone(),
         normalizer: cfg.normalizer_config(),
         processing_time_watermark: cfg.engine.processing_time_watermark.then_some(cfg.engine.lateness),
+        plugins: plugins.chain.clone(),
     };
     for i in &spec.inputs {
         eprintln!("rampart: input {}", i.describe());
@@ -128,12 +162,14 @@ pub fn run(cfg: Config, rules: Arc<RuleSet>) -> Result<()> {
     if let Some(s) = &state {
         eprintln!("rampart: correlation state (new_term, spike) kept in {}", s.dir.display());
     }
-    execute(spec, rules, engine_cfg)?;
+    execute(spec, rules, engine_cfg, metrics)?;
+    drop(plugins);
     Ok(())
 }
 
-/// `rampart replay`: returns false when the input could not be read at all.
-pub fn replay(opts: ReplayOptions, rules: Arc<RuleSet>) -> Result<bool> {
+/// `rampart replay`: returns false when the input could not be read at all. `plugins` come
+/// from `--config` (its `plugins:` and `lookups:`), or are none.
+pub fn replay(opts: ReplayOptions, rules: Arc<RuleSet>, plugins: Plugins, metrics: Arc<Metrics>) -> Result<bool> {
     let mut outputs = vec![OutputConfig::Stdout(StdoutConfig { events: false, alerts: true, pretty: false })];
     if let Some(dir) = opts.data_dir {
         outputs.push(OutputConfig::File(FileOutputConfig { dir, ..FileOutputConfig::default() }));
@@ -143,9 +179,11 @@ pub fn replay(opts: ReplayOptions, rules: Arc<RuleSet>) -> Result<bool> {
         outputs,
         normalizer: normalizer(),
         processing_time_watermark: None,
+        plugins: plugins.chain.clone(),
     };
     let engine_cfg = EngineConfig { workers: opts.workers, lateness: opts.lateness, state: opts.state, ..EngineConfig::default() };
-    let report = execute(spec, rules, engine_cfg)?;
+    let report = execute(spec, rules, engine_cfg, metrics)?;
+    drop(plugins);
     Ok(report.accepted > 0 || report.invalid > 0 || report.input_errors().next().is_none())
 }
 
@@ -166,6 +204,7 @@ pub fn demo(opts: DemoOptions, rules: Arc<RuleSet>) -> Result<()> {
         outputs: vec![OutputConfig::Stdout(StdoutConfig { events: false, alerts: true, pretty: false })],
         normalizer: normalizer(),
         processing_time_watermark: Some(opts.lateness),
+        plugins: None,
     };
     eprintln!(
         "rampart demo: {} events/s of generated traffic with attacks planted every 20s; {} rules; alerts print below as their windows close (lateness {}). Ctrl-C to stop.",
@@ -174,6 +213,6 @@ pub fn demo(opts: DemoOptions, rules: Arc<RuleSet>) -> Result<()> {
         rampart_core::time::format_duration(opts.lateness)
     );
     let engine_cfg = EngineConfig { workers: opts.workers, lateness: opts.lateness, ..EngineConfig::default() };
-    execute(spec, rules, engine_cfg)?;
+    execute(spec, rules, engine_cfg, Arc::new(Metrics::new()))?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! [`InputActor`]: one per input. It runs the connector and forwards what it produces.
 //!
 //! The connector pushes batches into a small bounded channel; the forwarder takes each
-//! batch, wraps the events in `Arc`s, and awaits both the engine (`send().await` on its
+//! batch, runs the plugin chain over it (between normalization and correlation), wraps the events in `Arc`s, and awaits both the engine (`send().await` on its
 //! bounded channel) and every event output (`send().await` on its bounded mailbox) before
 //! taking the next. A slow consumer therefore stops the forwarder, the channel fills, and
 //! the connector waits: memory stays bounded by a few batches per hop.
@@ -17,6 +17,7 @@ use crate::pipeline::EngineFeed;
 use actix::prelude::*;
 use futures::future::join_all;
 use rampart_connectors::amqp::{AmqpConfig, AmqpInput, SessionEnd};
+use rampart_connectors::plugins::Chain;
 use rampart_connectors::{demo, file, http, syslog, ConnectorError, EventBatch, InputConfig, Shutdown, SourceContext};
 use rampart_core::{AckStatus, AckToken, Event, Metrics, Normalizer, Retry};
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub struct InputActor<F: EngineFeed> {
     shutdown: Shutdown,
     feed: F,
     outputs: Vec<Addr<OutputActor>>,
+    plugins: Option<Arc<Chain>>,
     done: Option<oneshot::Sender<InputReport>>,
 }
 
@@ -56,9 +58,11 @@ impl<F: EngineFeed> std::fmt::Debug for InputActor<F> {
 }
 
 impl<F: EngineFeed + Unpin> InputActor<F> {
-    /// An input actor; its report goes to `done` when it stops.
-    pub fn new(cfg: InputConfig, metrics: Arc<Metrics>, normalizer: Normalizer, shutdown: Shutdown, feed: F, outputs: Vec<Addr<OutputActor>>, done: oneshot::Sender<InputReport>) -> Self {
-        InputActor { cfg, metrics, normalizer, shutdown, feed, outputs, done: Some(done) }
+    /// An input actor; its report goes to `done` when it stops. `plugins` runs on every batch
+    /// before the engine and the outputs see it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(cfg: InputConfig, metrics: Arc<Metrics>, normalizer: Normalizer, shutdown: Shutdown, feed: F, outputs: Vec<Addr<OutputActor>>, plugins: Option<Arc<Chain>>, done: oneshot::Sender<InputReport>) -> Self {
+        InputActor { cfg, metrics, normalizer, shutdown, feed, outputs, plugins, done: Some(done) }
     }
 }
 
@@ -69,7 +73,7 @@ impl<F: EngineFeed + Unpin> Actor for InputActor<F> {
         let (tx, rx) = flume::bounded(SOURCE_QUEUE);
         let source = SourceContext { out: tx, metrics: self.metrics.clone(), normalizer: self.normalizer.clone(), shutdown: self.shutdown.clone() };
         let connector = run_connector(self.cfg.clone(), source);
-        let forward = forward(rx, self.feed.clone(), self.outputs.clone());
+        let forward = forward(rx, self.feed.clone(), self.outputs.clone(), self.plugins.clone());
         let input = self.cfg.describe();
         let work = async move {
             let (mut errors, forward_errors) = futures::join!(connector, forward);
@@ -196,7 +200,12 @@ where
     errors
 }
 
-/// Moves batches from the connector to the engine and the event outputs, awaiting both.
+/// Moves batches from the connector through the plugin chain to the engine and the event
+/// outputs, awaiting both.
+///
+/// The chain runs first, on the whole batch: what it drops never reaches the engine or an
+/// output, and its ack token is released here, which settles the delivery as handled (an
+/// AMQP message is acked).
 ///
 /// Each event's ack token is taken off before the engine sees it (windows may hold an
 /// event for as long as they last; the delivery must not wait for that) and every event
@@ -205,7 +214,7 @@ where
 /// when no output takes events. If an output fails to take the batch (or its actor is
 /// gone, which drops the message and its clones unsettled), the forwarder reports the
 /// failure on its own copies first, so the delivery is never counted as delivered.
-pub(crate) async fn forward<F: EngineFeed>(rx: flume::Receiver<Vec<Event>>, feed: F, outputs: Vec<Addr<OutputActor>>) -> Vec<String> {
+pub(crate) async fn forward<F: EngineFeed>(rx: flume::Receiver<Vec<Event>>, feed: F, outputs: Vec<Addr<OutputActor>>, plugins: Option<Arc<Chain>>) -> Vec<String> {
     let mut errors = Vec::new();
     let mut note = |e: String| {
         tracing::warn!("{e}");
@@ -214,6 +223,12 @@ pub(crate) async fn forward<F: EngineFeed>(rx: flume::Receiver<Vec<Event>>, feed
         }
     };
     while let Ok(mut batch) = rx.recv_async().await {
+        if let Some(chain) = &plugins {
+            chain.apply(&mut batch);
+            if batch.is_empty() {
+                continue;
+            }
+        }
         let acks: Vec<Option<AckToken>> = if batch.iter().any(|e| e.ack.is_some()) { batch.iter_mut().map(|e| e.ack.take()).collect() } else { Vec::new() };
         let events: Vec<Arc<Event>> = batch.into_iter().map(Arc::new).collect();
         let shared = Arc::new(events.clone());

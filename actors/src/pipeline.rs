@@ -16,6 +16,7 @@ use crate::error::PipelineError;
 use crate::input::{InputActor, InputReport};
 use crate::output::{OutputActor, OutputHandle, MAILBOX};
 use actix::prelude::*;
+use rampart_connectors::plugins::Chain;
 use rampart_connectors::{shutdown_pair, InputConfig, OutputConfig, Sink};
 use rampart_core::{Alert, Counter, Event, EventTime, Metrics, Normalizer, NormalizerConfig};
 use rampart_engine::{Engine, EngineError, EngineReport, Handle};
@@ -37,6 +38,9 @@ pub struct PipelineSpec {
     /// `now − lateness`, so windows close during quiet periods. `None` for replays, where
     /// only event time moves the watermark.
     pub processing_time_watermark: Option<Duration>,
+    /// The plugin chain every input's batches go through before the engine and the outputs;
+    /// `None` for none.
+    pub plugins: Option<Arc<Chain>>,
 }
 
 /// What a pipeline did.
@@ -171,7 +175,7 @@ pub async fn run_with_sinks<E: PipelineEngine>(spec: PipelineSpec, sinks: Vec<Bo
     let mut dones = Vec::with_capacity(spec.inputs.len());
     for cfg in &spec.inputs {
         let (tx, rx) = oneshot::channel();
-        InputActor::new(cfg.clone(), metrics.clone(), normalizer.clone(), inputs_shutdown.clone(), engine.feed(), event_outputs.clone(), tx).start();
+        InputActor::new(cfg.clone(), metrics.clone(), normalizer.clone(), inputs_shutdown.clone(), engine.feed(), event_outputs.clone(), spec.plugins.clone(), tx).start();
         dones.push(rx);
     }
 

@@ -75,6 +75,15 @@ pub enum ConnectorError {
         /// Whether a retry can help.
         retry: Retry,
     },
+    /// A plugin or a lookup file could not be loaded: a bad option, a VRL compile error
+    /// (with file, line and column), an unreadable database. The message says what to fix.
+    #[error("plugins: {plugin}: {message}")]
+    Plugin {
+        /// The plugin's name (or `lookup NAME`).
+        plugin: String,
+        /// What was wrong, where, and what to do.
+        message: String,
+    },
     /// The pipeline stopped listening (it is shutting down).
     #[error("{component}: the pipeline is closed")]
     Closed {
@@ -87,7 +96,7 @@ impl ConnectorError {
     /// Who has to act.
     pub fn domain(&self) -> Domain {
         match self {
-            ConnectorError::Open { .. } | ConnectorError::Bind { .. } => Domain::User,
+            ConnectorError::Open { .. } | ConnectorError::Bind { .. } | ConnectorError::Plugin { .. } => Domain::User,
             ConnectorError::Read { .. } | ConnectorError::Write { .. } => Domain::External,
             ConnectorError::Serialize { .. } | ConnectorError::Closed { .. } => Domain::Internal,
             ConnectorError::Peer { domain, .. } => *domain,
@@ -99,7 +108,7 @@ impl ConnectorError {
     pub fn retry(&self) -> Retry {
         match self {
             ConnectorError::Bind { .. } | ConnectorError::Write { .. } | ConnectorError::Read { .. } => Retry::Later,
-            ConnectorError::Open { .. } | ConnectorError::Serialize { .. } | ConnectorError::Closed { .. } => Retry::Never,
+            ConnectorError::Open { .. } | ConnectorError::Serialize { .. } | ConnectorError::Closed { .. } | ConnectorError::Plugin { .. } => Retry::Never,
             ConnectorError::Peer { retry, .. } => *retry,
         }
     }

@@ -1,5 +1,6 @@
 //! NDJSON file output: events to `<dir>/events-YYYYMMDD.ndjson`, alerts to
-//! `<dir>/alerts-YYYYMMDD.ndjson`, one JSON document per line, appended.
+//! `<dir>/alerts-YYYYMMDD.ndjson`, one JSON document per line, appended. An event a plugin
+//! routed goes to `<dir>/<index>-YYYYMMDD.ndjson` and carries its document id as `_id`.
 //!
 //! The day is the record's own UTC day (`utctimestamp`), so a replay of old data lands in
 //! the files of the days it describes. Each event line is the normalized document with the
@@ -11,6 +12,7 @@
 //! readers of NDJSON skip.
 
 use crate::error::ConnectorError;
+use crate::plugins::chain::valid_route_index;
 use crate::sink::{settle_now, EventBatch, Sink, SinkFuture};
 use crate::events::{AlertsWritten, EventsWritten, OutputWriteFailed};
 use rampart_core::{Alert, Event, EventTime, Metrics};
@@ -140,6 +142,10 @@ pub fn event_line(e: &Event, out: &mut Vec<u8>) -> Result<(), serde_json::Error>
     out.extend_from_slice(b"{\"id\":\"");
     out.extend_from_slice(e.id.to_string().as_bytes());
     out.push(b'"');
+    if let Some(doc_id) = &e.route.doc_id {
+        out.extend_from_slice(b",\"_id\":");
+        serde_json::to_writer(&mut *out, doc_id)?;
+    }
     if !e.doc.is_empty() {
         out.push(b',');
         let body = serde_json::to_vec(&e.doc)?;
@@ -182,7 +188,8 @@ impl FileOutput {
         }
         let mut groups = Vec::new();
         for e in events {
-            let buf = group_push(&mut groups, format!("events-{}.ndjson", e.time.day_stamp()));
+            let prefix = e.route.index.as_deref().filter(|i| valid_route_index(i)).unwrap_or("events");
+            let buf = group_push(&mut groups, format!("{prefix}-{}.ndjson", e.time.day_stamp()));
             event_line(e, buf).map_err(|source| ConnectorError::Serialize { component: "file output", source })?;
         }
         self.append(groups)?;

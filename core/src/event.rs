@@ -1,4 +1,5 @@
-//! [`Event`]: one normalized security event, and [`EventId`], its deterministic identity.
+//! [`Event`]: one normalized security event, [`EventId`], its deterministic identity, and
+//! [`Route`], where a plugin asked for it to be stored.
 
 use crate::ack::AckToken;
 use crate::field::FieldPath;
@@ -82,6 +83,28 @@ pub struct Event {
     pub doc: Map<String, Value>,
     /// Acknowledgement owed to the source once every output has the event.
     pub ack: Option<AckToken>,
+    /// Where the event is stored, when a plugin chose (default: the output's own index and
+    /// the event id).
+    pub route: Route,
+}
+
+/// Where an event will be stored, which a plugin may change (MozDef plugins returned a new
+/// `metadata` with `index` and `id`). Empty means the output's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Route {
+    /// The index prefix to store the event under instead of the output's default: the
+    /// Elasticsearch output writes `{index}-YYYYMMDD`, the file output `{index}-YYYYMMDD.ndjson`.
+    pub index: Option<String>,
+    /// The document id to store the event under instead of the event id (Elasticsearch
+    /// `_id`; the file output writes it as `_id`).
+    pub doc_id: Option<String>,
+}
+
+impl Route {
+    /// Whether nothing is overridden.
+    pub fn is_default(&self) -> bool {
+        self.index.is_none() && self.doc_id.is_none()
+    }
 }
 
 impl Event {

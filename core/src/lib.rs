@@ -4,8 +4,8 @@
 //!
 //! - [`time`]: event time ([`EventTime`], milliseconds since the Unix epoch, UTC), watermarks,
 //!   durations, and the timestamp parser used by normalization.
-//! - [`event`]: [`Event`] (a normalized MozDef-schema document plus its id, times and ack
-//!   token) and [`EventId`] (a deterministic 128-bit id).
+//! - [`event`]: [`Event`] (a normalized MozDef-schema document plus its id, times, ack
+//!   token and [`Route`]) and [`EventId`] (a deterministic 128-bit id).
 //! - [`normalize`]: turns any JSON object a shipper sent into an [`Event`], adding MozDef's
 //!   fields and moving nothing out of reach.
 //! - [`alert`]: [`Alert`], what a rule emits.
@@ -30,7 +30,7 @@ pub use ack::{AckStatus, AckToken};
 pub use alert::{Alert, EventRef};
 pub use cmp::Cmp;
 pub use error::{Domain, Retry};
-pub use event::{Event, EventId};
+pub use event::{Event, EventId, Route};
 pub use field::FieldPath;
 pub use metrics::{Counter, Metrics, Stage};
 pub use normalize::{NormalizeError, Normalizer, NormalizerConfig};

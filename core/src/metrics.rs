@@ -77,6 +77,16 @@ named_enum!(
         StateSnapshotsWritten => ("rampart_state_snapshots_written_total", "Correlation state snapshots written"),
         /// Correlation state snapshots that could not be written.
         StateSnapshotsFailed => ("rampart_state_snapshots_failed_total", "Correlation state snapshots that failed to write"),
+        /// Events a plugin dropped (the plugin and its reason are logged at debug level); their
+        /// deliveries are acked as handled.
+        EventsPluginDropped => ("rampart_events_plugin_dropped_total", "Events dropped by a plugin (acked as handled, never stored or correlated)"),
+        /// Plugin runs that failed (a VRL runtime error, a plugin that panicked); the event goes
+        /// on as it was.
+        PluginErrors => ("rampart_plugin_errors_total", "Plugin runs that failed; the event went on unchanged by that plugin"),
+        /// Plugin runs that took longer than their time budget (VRL scripts).
+        PluginOverBudget => ("rampart_plugin_over_budget_total", "Plugin runs that exceeded their time budget"),
+        /// Lookup table or CIDR list reloads that failed (the previous contents stay in use).
+        LookupReloadFailed => ("rampart_lookup_reload_failed_total", "Lookup file reloads that failed; the previous contents stay in use"),
     }
 );
 

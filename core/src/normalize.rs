@@ -104,7 +104,7 @@ impl Normalizer {
         if !doc.contains_key("receivedtimestamp") {
             doc.insert("receivedtimestamp".into(), Value::String(received.to_rfc3339()));
         }
-        Ok(Event { id, time, received, accepted_ns, doc, ack: None })
+        Ok(Event { id, time, received, accepted_ns, doc, ack: None, route: Default::default() })
     }
 
     /// The first time synonym whose value parses, and whether some synonym was present
@@ -219,7 +219,7 @@ impl Normalizer {
         }
         doc.insert("details".into(), Value::Object(details));
 
-        Ok(Event { id, time, received, accepted_ns, doc, ack: None })
+        Ok(Event { id, time, received, accepted_ns, doc, ack: None, route: Default::default() })
     }
 }
 

@@ -96,7 +96,7 @@ fn plan() -> Plan {
 pub(crate) fn event(id: u128, ms: u64, result: &str, src: &str, user: &str) -> Event {
     let doc = json!({"utctimestamp": EventTime(ms).to_rfc3339(), "details": {"result": result, "src": src, "user": user}});
     let Value::Object(doc) = doc else { unreachable!() };
-    Event { id: EventId(id), time: EventTime(ms), received: EventTime(ms), accepted_ns: rampart_core::metrics::clock_ns(), doc, ack: None }
+    Event { id: EventId(id), time: EventTime(ms), received: EventTime(ms), accepted_ns: rampart_core::metrics::clock_ns(), doc, ack: None, route: Default::default() }
 }
 
 pub(crate) fn cfg(workers: usize, lateness_ms: u64) -> EngineConfig {

@@ -442,3 +442,55 @@ title: New source for a user\nid: ssh-new-source\ncorrelation:\n  type: new_term
     let out = replay(&second, &["--discard-invalid-state"]);
     assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn replay_runs_the_plugin_chain_of_its_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("watch.txt"), "# the brute-forcer\n203.0.113.0/24\n").unwrap();
+    std::fs::write(d.join("route.vrl"), "if .processname == \"sshd\" {\n  %index = \"ssh\"\n}\n").unwrap();
+    std::fs::create_dir(d.join("rules")).unwrap();
+    std::fs::write(
+        d.join("rules/watch.yml"),
+        "title: Watched source\nid: 0b3c5d1e-2f4a-4b6c-8d9e-0f1a2b3c4d5e\nlogsource: {product: linux}\ndetection:\n  sel:\n    sourceipaddress|cidr|expand: '%watch%'\n  condition: sel\n",
+    )
+    .unwrap();
+    let config = format!(
+        "lookups:\n  lists:\n    - name: watch\n      path: {d}/watch.txt\nplugins:\n  - type: drop\n    name: no_sprayer\n    match: {{details.sourceipaddress: 192.0.2.44}}\n  - type: ipfixup\n  - type: vrl\n    name: route\n    file: {d}/route.vrl\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("plugins.yml"), &config).unwrap();
+    let data = d.join("data");
+    let out = rampart()
+        .args(["replay", "--rules", "rules/library", "--rules"])
+        .arg(d.join("rules"))
+        .arg("--config")
+        .arg(d.join("plugins.yml"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg(fixture())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert!(stderr.contains("rampart: plugins no_sprayer, ipfixup, route"), "{stderr}");
+    assert!(stderr.contains("rampart_events_plugin_dropped_total"), "drops are counted: {stderr}");
+    let alerts = alerts_of(&out.stdout);
+    let titles: Vec<&str> = alerts.iter().filter_map(|a| a["rule"]["title"].as_str()).collect();
+    assert!(!titles.contains(&"SSH password spraying"), "the sprayer's events were dropped: {titles:?}");
+    assert!(titles.contains(&"SSH brute force from one source"), "{titles:?}");
+    assert!(titles.contains(&"Watched source"), "the lookup list fills the rule's placeholder: {titles:?}");
+    // The VRL script routed sshd events to their own daily files; each lists its plugins.
+    let files: Vec<String> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let ssh = files.iter().find(|f| f.starts_with("ssh-")).unwrap_or_else(|| panic!("no ssh-*.ndjson in {files:?}"));
+    let first: Value = serde_json::from_str(std::fs::read_to_string(data.join(ssh)).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(first["processname"], "sshd");
+    assert!(first["plugins"].as_array().unwrap().iter().any(|p| p == "route"), "{first}");
+
+    // A script that does not compile stops the replay with its file, line and column.
+    std::fs::write(d.join("route.vrl"), "if .processname == \"sshd\" {\n  %index = nope(.x)\n}\n").unwrap();
+    let out = rampart().args(["replay", "--config"]).arg(d.join("plugins.yml")).arg(fixture()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&format!("{}:2:", d.join("route.vrl").display())) && stderr.contains("undefined function"), "{stderr}");
+}

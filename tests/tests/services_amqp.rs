@@ -254,7 +254,7 @@ impl Running {
 }
 
 fn start(cfg: AmqpConfig, recorder: &Recorder, metrics: &Arc<Metrics>) -> Running {
-    let spec = PipelineSpec { inputs: vec![InputConfig::Amqp(cfg)], outputs: vec![], normalizer: NormalizerConfig::default(), processing_time_watermark: None };
+    let spec = PipelineSpec { inputs: vec![InputConfig::Amqp(cfg)], outputs: vec![], normalizer: NormalizerConfig::default(), processing_time_watermark: None, plugins: None };
     let (stop, stopped) = oneshot::channel::<()>();
     let done = actix_rt::spawn(run_with_sinks(spec, vec![recorder.sink()], NullEngine::new(), metrics.clone(), async move {
         let _ = stopped.await;

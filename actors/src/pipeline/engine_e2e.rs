@@ -65,6 +65,7 @@ async fn real_engine_end_to_end_with_flush_on_shutdown() {
         outputs: vec![OutputConfig::File(FileOutputConfig { dir: data.clone(), ..Default::default() })],
         normalizer: NormalizerConfig::default(),
         processing_time_watermark: None,
+        plugins: None,
     };
     let report = tokio::time::timeout(Duration::from_secs(30), run_pipeline(spec, engine, metrics, futures::future::pending())).await.expect("ends at EOF").unwrap();
 

@@ -152,7 +152,7 @@ async fn an_engine_error_at_shutdown_is_reported_after_the_outputs_are_flushed()
 }
 
 fn spec(inputs: Vec<InputConfig>, outputs: Vec<OutputConfig>) -> PipelineSpec {
-    PipelineSpec { inputs, outputs, normalizer: NormalizerConfig::default(), processing_time_watermark: None }
+    PipelineSpec { inputs, outputs, normalizer: NormalizerConfig::default(), processing_time_watermark: None, plugins: None }
 }
 
 fn read_lines(dir: &std::path::Path, prefix: &str) -> Vec<serde_json::Value> {
@@ -385,7 +385,7 @@ async fn acks_wait_for_every_output_but_not_for_the_engine() {
     let outcomes: Outcomes = Default::default();
     tx.send(acked_batch(3, &outcomes)).unwrap();
     drop(tx);
-    let errors = crate::input::forward(rx, engine.feed.clone(), outputs.iter().map(|o| o.addr.clone()).collect()).await;
+    let errors = crate::input::forward(rx, engine.feed.clone(), outputs.iter().map(|o| o.addr.clone()).collect(), None).await;
     assert!(errors.is_empty(), "{errors:?}");
     // The file output has written them and the engine still holds them, but the holding
     // output has not settled: no delivery is acknowledged yet.
@@ -412,7 +412,7 @@ async fn a_failing_output_errors_the_delivery_and_no_output_delivers_at_once() {
     let (tx, rx) = flume::bounded(2);
     tx.send(acked_batch(2, &outcomes)).unwrap();
     drop(tx);
-    let errors = crate::input::forward(rx, engine.feed.clone(), vec![failing.addr.clone()]).await;
+    let errors = crate::input::forward(rx, engine.feed.clone(), vec![failing.addr.clone()], None).await;
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(outcomes.lock().iter().all(|(_, s, r)| *s == AckStatus::Errored && r.as_deref().unwrap().contains("store down")), "{:?}", outcomes.lock());
     assert_eq!(outcomes.lock().len(), 2);
@@ -426,13 +426,40 @@ async fn a_failing_output_errors_the_delivery_and_no_output_delivers_at_once() {
     let (tx, rx) = flume::bounded(2);
     tx.send(acked_batch(1, &outcomes)).unwrap();
     drop(tx);
-    crate::input::forward(rx, engine.feed.clone(), vec![addr]).await;
+    crate::input::forward(rx, engine.feed.clone(), vec![addr], None).await;
     assert_eq!(outcomes.lock()[0].1, AckStatus::Errored, "{:?}", outcomes.lock());
 
     let outcomes: Outcomes = Default::default();
     let (tx, rx) = flume::bounded(2);
     tx.send(acked_batch(2, &outcomes)).unwrap();
     drop(tx);
-    crate::input::forward(rx, engine.feed.clone(), vec![]).await;
+    crate::input::forward(rx, engine.feed.clone(), vec![], None).await;
     assert_eq!(outcomes.lock().iter().filter(|o| o.1 == AckStatus::Delivered).count(), 2);
+}
+
+#[actix_rt::test]
+async fn the_plugin_chain_runs_before_the_engine_and_outputs_and_drops_are_acked() {
+    use rampart_connectors::plugins::drop::{DropConfig, DropFilter};
+    use rampart_connectors::plugins::chain::Registered;
+    use rampart_connectors::plugins::Chain;
+    let metrics = Arc::new(Metrics::new());
+    // Drop event n = 1 (normalization keeps `n` under `details`).
+    let filter = DropFilter::new(&DropConfig { match_fields: [("details.n".to_string(), serde_json::json!(1))].into(), rules: vec![], reason: Some("test".into()) }).unwrap();
+    let chain = Arc::new(Chain::new(vec![Registered::new(Box::new(filter))], metrics.clone()));
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let out = OutputActor::launch(Box::new(HoldingSink { held: held.clone(), fail: false }), MAILBOX);
+    let engine = FakeEngine::new();
+    let outcomes: Outcomes = Default::default();
+    let (tx, rx) = flume::bounded(2);
+    tx.send(acked_batch(3, &outcomes)).unwrap();
+    drop(tx);
+    let errors = crate::input::forward(rx, engine.feed.clone(), vec![out.addr.clone()], Some(chain)).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(metrics.get(rampart_core::Counter::EventsPluginDropped), 1);
+    let seen: Vec<u64> = engine.feed.seen.lock().iter().map(|e| e.doc["details"]["n"].as_u64().unwrap()).collect();
+    assert_eq!(seen, [0, 2], "the engine never sees the dropped event");
+    assert_eq!(held.lock()[0].events.len(), 2, "nor does the output");
+    assert_eq!(outcomes.lock().clone(), [(1, AckStatus::Delivered, None)], "the dropped delivery is settled as handled at once; the others wait for the output");
+    held.lock().clear();
+    out.close().await.unwrap();
 }

@@ -1,7 +1,9 @@
 //! Elasticsearch / OpenSearch output: events into daily `{events_index}-YYYYMMDD` indices
 //! behind the moving aliases `{events_index}` (the newest day) and `{events_index}-previous`
 //! (the day before), alerts into monthly `{alerts_index}-YYYYMM` indices behind the alias
-//! `{alerts_index}`, through `_bulk` requests.
+//! `{alerts_index}`, through `_bulk` requests. An event a plugin routed
+//! (`Event::route`) goes to `{route.index}-YYYYMMDD` under `_id` `{route.doc_id}` instead
+//! (no template or aliases are set up for such a prefix unless it falls under `events_index-*`).
 //!
 //! Speaks the REST API of Elasticsearch 7.8+, 8 and 9 and OpenSearch 1 and 2 with the
 //! official `elasticsearch` crate's transport. Only calls both distributions share are used
@@ -28,6 +30,7 @@ pub mod retry;
 pub mod templates;
 
 use crate::error::ConnectorError;
+use crate::plugins::chain::valid_route_index;
 use crate::events::{AlertsWritten, EventsWritten, OutputRecordsFailed, OutputRetrying};
 use crate::secret::{redact_url, Secret};
 use crate::sink::{EventBatch, Sink, SinkFuture};
@@ -533,8 +536,12 @@ impl Sink for ElasticsearchOutput {
                 let ack = Ack(acks.next().flatten());
                 match event_source(e) {
                     Ok(source) => {
+                        // A plugin's route picks the index prefix and `_id` (an unusable
+                        // prefix falls back to `events_index`).
+                        let prefix = e.route.index.as_deref().filter(|i| valid_route_index(i)).unwrap_or(prefix);
                         let index = templates::event_index(prefix, e.time);
-                        self.shared.push(index, e.id.to_string(), source, Kind::Event(e.clone(), ack));
+                        let id = e.route.doc_id.clone().unwrap_or_else(|| e.id.to_string());
+                        self.shared.push(index, id, source, Kind::Event(e.clone(), ack));
                     }
                     Err(err) => ack.report(AckStatus::Rejected, format!("elasticsearch: cannot serialize event {}: {err}", e.id)),
                 }

@@ -7,11 +7,33 @@
 //! drop the event (counted with its reason, never silently), or change where the event is
 //! stored (its target index and document id).
 //!
+//! Modules: [`chain`] (the ordered chain and its term index), [`registry`] (the `plugins:`
+//! config entries and the one `match` that builds a plugin), [`lookup`] (lookup tables and
+//! CIDR lists, reloaded when their files change), and one file per plugin: [`ipfixup`],
+//! [`geoip`], [`fieldlimit`], [`drop`], [`enrich`], [`vrl`]. The user manual is
+//! `docs/plugins.md`.
+//!
 //! Plugins live beside the sources and sinks (Vector keeps its transforms in the same crate as
 //! its sources and sinks for the same reason): they are plain code on plain events and know
 //! nothing of the engine or the actors.
 
+pub mod chain;
+pub mod drop;
+pub mod enrich;
+pub mod fieldlimit;
+pub mod geoip;
+pub mod ipfixup;
+pub mod lookup;
+pub mod registry;
+pub mod vrl;
+
+pub use chain::{Chain, ChainOutcome};
+pub use lookup::{Lookups, LookupsConfig};
+pub use registry::{build_chain, PluginConfig, PluginEntry};
+
+use rampart_core::Metrics;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// What a plugin decided about one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +45,8 @@ pub enum Verdict {
     Drop(String),
 }
 
-/// Where an event will be stored, which a plugin may change (MozDef plugins returned a new
-/// `metadata` with `index` and `id`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Route {
-    /// The index (or index prefix) to store the event in, instead of the output's default.
-    pub index: Option<String>,
-    /// The document id to store the event under, instead of the event id.
-    pub doc_id: Option<String>,
-}
+/// Where an event will be stored (defined in core: it travels on [`rampart_core::Event`]).
+pub use rampart_core::Route;
 
 /// One event as a plugin sees it: the normalized document and its route.
 #[derive(Debug)]
@@ -54,4 +69,21 @@ pub trait Plugin: Send + Sync {
     fn priority(&self) -> i32;
     /// Transforms one event in place.
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict;
+}
+
+/// What building a plugin may use besides its own config.
+#[derive(Clone, Debug)]
+pub struct PluginContext {
+    /// The named lookup tables and CIDR lists (`lookups:`), shared and reloaded in place.
+    pub lookups: Arc<Lookups>,
+    /// The process's metrics, for plugins that count.
+    pub metrics: Arc<Metrics>,
+}
+
+impl PluginContext {
+    /// A context with no lookups and fresh metrics (tests, `rules explain`).
+    pub fn empty() -> PluginContext {
+        PluginContext { lookups: Arc::new(Lookups::default()), metrics: Arc::new(Metrics::new()) }
+    }
+
 }
