@@ -87,3 +87,11 @@ impl PluginContext {
     }
 
 }
+// The parser plugins (ports of MozDef's parsers), one file each.
+pub mod access_log;
+pub mod auditd;
+pub mod sshd;
+pub mod zeek;
+pub mod su_sudo;
+pub mod suricata;
+mod fields;
