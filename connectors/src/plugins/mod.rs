@@ -90,8 +90,10 @@ impl PluginContext {
 // The parser plugins (ports of MozDef's parsers), one file each.
 pub mod access_log;
 pub mod auditd;
+pub mod cloudtrail;
+pub mod guardduty;
 pub mod sshd;
-pub mod zeek;
 pub mod su_sudo;
 pub mod suricata;
+pub mod zeek;
 mod fields;
