@@ -27,23 +27,19 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditdConfig {
-    /// Place in the chain, lower first. Default 10 (parsers before enrichers).
-    #[serde(default = "default_priority", deserialize_with = "crate::registry::lenient")]
-    pub priority: i32,
-    /// Process names (the registration terms) whose lines are read. Default
-    /// `[auditd, audispd, audisp-syslog, audit, kernel]`.
-    #[serde(default = "default_terms")]
-    pub terms: Vec<String>,
     /// Most EXECVE arguments joined into `details.command`; the rest are dropped from the
     /// command (they stay as `a<N>` fields). Default 64.
     #[serde(default = "default_max_args", deserialize_with = "crate::registry::lenient")]
     pub max_args: usize,
 }
 
+/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
+/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
 fn default_priority() -> i32 {
-    10
+    7
 }
 
+/// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
     ["auditd", "audispd", "audisp-syslog", "audit", "kernel"].map(String::from).to_vec()
 }
@@ -54,7 +50,7 @@ fn default_max_args() -> usize {
 
 impl Default for AuditdConfig {
     fn default() -> Self {
-        AuditdConfig { priority: default_priority(), terms: default_terms(), max_args: default_max_args() }
+        AuditdConfig { max_args: default_max_args() }
     }
 }
 
@@ -62,9 +58,6 @@ impl AuditdConfig {
     /// Every problem with these options.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.terms.is_empty() {
-            problems.push("auditd: terms is empty: the plugin would never run".to_string());
-        }
         if self.max_args == 0 {
             problems.push("auditd: max_args is 0: EXECVE records would get an empty command (the default is 64)".to_string());
         }
@@ -83,7 +76,7 @@ pub struct AuditdPlugin {
 impl AuditdPlugin {
     /// A plugin with these options.
     pub fn new(cfg: AuditdConfig) -> AuditdPlugin {
-        AuditdPlugin { terms: cfg.terms, priority: cfg.priority, max_args: cfg.max_args }
+        AuditdPlugin { terms: default_terms(), priority: default_priority(), max_args: cfg.max_args }
     }
 }
 
@@ -329,7 +322,7 @@ mod tests {
 
     #[test]
     fn options_validate() {
-        assert_eq!(AuditdConfig { max_args: 0, terms: vec![], ..Default::default() }.validate().len(), 2);
+        assert_eq!(AuditdConfig { max_args: 0 }.validate().len(), 1);
         let c: AuditdConfig = serde_json::from_value(json!({"max_args": "8"})).unwrap();
         assert_eq!(c.max_args, 8);
     }

@@ -22,13 +22,6 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudTrailConfig {
-    /// Place in the chain, lower first. Default 10 (parsers before enrichers).
-    #[serde(default = "default_priority", deserialize_with = "crate::registry::lenient")]
-    pub priority: i32,
-    /// Registration terms. Default `[cloudtrail, eventversion]`: the input's `source`, or the
-    /// key every CloudTrail record has.
-    #[serde(default = "default_terms")]
-    pub terms: Vec<String>,
     /// Paths under `details` (lower case, dot-separated) whose value is replaced by
     /// `{"raw_value": text}` because its type varies between API calls. Default: the fields
     /// known to vary (`requestparameters.policy`, `responseelements.role`, …; see
@@ -37,10 +30,13 @@ pub struct CloudTrailConfig {
     pub raw_value_keys: Vec<String>,
 }
 
+/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
+/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
 fn default_priority() -> i32 {
-    10
+    7
 }
 
+/// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
     ["cloudtrail", "eventversion"].map(String::from).to_vec()
 }
@@ -73,7 +69,7 @@ fn default_raw_value_keys() -> Vec<String> {
 
 impl Default for CloudTrailConfig {
     fn default() -> Self {
-        CloudTrailConfig { priority: default_priority(), terms: default_terms(), raw_value_keys: default_raw_value_keys() }
+        CloudTrailConfig { raw_value_keys: default_raw_value_keys() }
     }
 }
 
@@ -81,9 +77,6 @@ impl CloudTrailConfig {
     /// Every problem with these options.
     pub fn validate(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        if self.terms.is_empty() {
-            problems.push("cloudtrail: terms is empty: the plugin would never run".to_string());
-        }
         for k in &self.raw_value_keys {
             if k.is_empty() || k.split('.').any(str::is_empty) || k.chars().any(char::is_uppercase) {
                 problems.push(format!("cloudtrail: raw_value_keys: `{k}` is not a lower-case dotted path under details (e.g. `requestparameters.policy`)"));
@@ -105,7 +98,7 @@ impl CloudTrailPlugin {
     /// A plugin with these options.
     pub fn new(cfg: CloudTrailConfig) -> CloudTrailPlugin {
         let raw_value_keys = cfg.raw_value_keys.iter().map(|k| k.split('.').map(String::from).collect()).collect();
-        CloudTrailPlugin { terms: cfg.terms, priority: cfg.priority, raw_value_keys }
+        CloudTrailPlugin { terms: default_terms(), priority: default_priority(), raw_value_keys }
     }
 }
 

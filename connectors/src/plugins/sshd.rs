@@ -22,40 +22,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Options of the `sshd` plugin.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+///
+/// It has none of its own: `name`, `enabled`, `priority` (default 7) and `terms` are the
+/// settings every `plugins:` entry has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SshdConfig {
-    /// Place in the chain, lower first. Default 10: parsers run before the enrichers (IP
-    /// fixups, GeoIP) that read the fields they set.
-    #[serde(default = "default_priority", deserialize_with = "crate::registry::lenient")]
-    pub priority: i32,
-    /// Process names (the registration terms) whose lines are read. Default `[sshd]`.
-    #[serde(default = "default_terms")]
-    pub terms: Vec<String>,
-}
+pub struct SshdConfig {}
 
+/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
+/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
 fn default_priority() -> i32 {
-    10
+    7
 }
 
+/// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
     vec!["sshd".to_string()]
-}
-
-impl Default for SshdConfig {
-    fn default() -> Self {
-        SshdConfig { priority: default_priority(), terms: default_terms() }
-    }
 }
 
 impl SshdConfig {
     /// Every problem with these options.
     pub fn validate(&self) -> Vec<String> {
-        if self.terms.is_empty() {
-            vec!["sshd: terms is empty: the plugin would never run (the default is [sshd])".to_string()]
-        } else {
-            Vec::new()
-        }
+        Vec::new()
     }
 }
 
@@ -68,8 +56,8 @@ pub struct SshdPlugin {
 
 impl SshdPlugin {
     /// A plugin with these options.
-    pub fn new(cfg: SshdConfig) -> SshdPlugin {
-        SshdPlugin { terms: cfg.terms, priority: cfg.priority }
+    pub fn new(_cfg: SshdConfig) -> SshdPlugin {
+        SshdPlugin { terms: default_terms(), priority: default_priority() }
     }
 }
 
@@ -408,10 +396,10 @@ mod tests {
 
     #[test]
     fn options_parse_strictly_and_validate() {
-        let c: SshdConfig = serde_json::from_value(json!({"priority": "5"})).unwrap();
-        assert_eq!(c.priority, 5);
-        assert_eq!(SshdPlugin::new(c).terms(), ["sshd"]);
+        let c: SshdConfig = serde_json::from_value(json!({})).unwrap();
+        assert!(c.validate().is_empty());
+        let p = SshdPlugin::new(c);
+        assert_eq!((p.terms(), p.priority()), (&["sshd".to_string()][..], 7));
         assert!(serde_json::from_value::<SshdConfig>(json!({"prio": 5})).is_err());
-        assert_eq!(SshdConfig { terms: vec![], ..Default::default() }.validate().len(), 1);
     }
 }

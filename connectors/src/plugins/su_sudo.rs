@@ -21,39 +21,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Options of the `su_sudo` plugin.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+///
+/// It has none of its own: `name`, `enabled`, `priority` (default 7) and `terms` are the
+/// settings every `plugins:` entry has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SuSudoConfig {
-    /// Place in the chain, lower first. Default 10 (parsers before enrichers).
-    #[serde(default = "default_priority", deserialize_with = "crate::registry::lenient")]
-    pub priority: i32,
-    /// Process names (the registration terms) whose lines are read. Default `[su, sudo]`.
-    #[serde(default = "default_terms")]
-    pub terms: Vec<String>,
-}
+pub struct SuSudoConfig {}
 
+/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
+/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
 fn default_priority() -> i32 {
-    10
+    7
 }
 
+/// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
     vec!["su".to_string(), "sudo".to_string()]
-}
-
-impl Default for SuSudoConfig {
-    fn default() -> Self {
-        SuSudoConfig { priority: default_priority(), terms: default_terms() }
-    }
 }
 
 impl SuSudoConfig {
     /// Every problem with these options.
     pub fn validate(&self) -> Vec<String> {
-        if self.terms.is_empty() {
-            vec!["su_sudo: terms is empty: the plugin would never run (the default is [su, sudo])".to_string()]
-        } else {
-            Vec::new()
-        }
+        Vec::new()
     }
 }
 
@@ -66,8 +55,8 @@ pub struct SuSudoPlugin {
 
 impl SuSudoPlugin {
     /// A plugin with these options.
-    pub fn new(cfg: SuSudoConfig) -> SuSudoPlugin {
-        SuSudoPlugin { terms: cfg.terms, priority: cfg.priority }
+    pub fn new(_cfg: SuSudoConfig) -> SuSudoPlugin {
+        SuSudoPlugin { terms: default_terms(), priority: default_priority() }
     }
 }
 

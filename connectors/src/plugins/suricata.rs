@@ -16,40 +16,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// Options of the `suricata` plugin.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+///
+/// It has none of its own: `name`, `enabled`, `priority` (default 7) and `terms` are the
+/// settings every `plugins:` entry has.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SuricataConfig {
-    /// Place in the chain, lower first. Default 10 (parsers before enrichers).
-    #[serde(default = "default_priority", deserialize_with = "crate::registry::lenient")]
-    pub priority: i32,
-    /// Registration terms. Default `[flow_id, suricata]`: every EVE record has a `flow_id`
-    /// except `stats`, which has nothing to shape.
-    #[serde(default = "default_terms")]
-    pub terms: Vec<String>,
-}
+pub struct SuricataConfig {}
 
+/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
+/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
 fn default_priority() -> i32 {
-    10
+    7
 }
 
+/// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
     ["flow_id", "suricata"].map(String::from).to_vec()
-}
-
-impl Default for SuricataConfig {
-    fn default() -> Self {
-        SuricataConfig { priority: default_priority(), terms: default_terms() }
-    }
 }
 
 impl SuricataConfig {
     /// Every problem with these options.
     pub fn validate(&self) -> Vec<String> {
-        if self.terms.is_empty() {
-            vec!["suricata: terms is empty: the plugin would never run".to_string()]
-        } else {
-            Vec::new()
-        }
+        Vec::new()
     }
 }
 
@@ -62,8 +50,8 @@ pub struct SuricataPlugin {
 
 impl SuricataPlugin {
     /// A plugin with these options.
-    pub fn new(cfg: SuricataConfig) -> SuricataPlugin {
-        SuricataPlugin { terms: cfg.terms, priority: cfg.priority }
+    pub fn new(_cfg: SuricataConfig) -> SuricataPlugin {
+        SuricataPlugin { terms: default_terms(), priority: default_priority() }
     }
 }
 
