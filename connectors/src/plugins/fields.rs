@@ -129,7 +129,7 @@ pub fn clean_keys(value: Value, lower: bool) -> Value {
 /// Decodes auditd's hex encoding of an untrusted string (`2F746D70` → `/tmp`); NULs (the
 /// separators in `proctitle`) become spaces. `None` when `s` is not even-length hex.
 pub fn decode_hex(s: &str) -> Option<String> {
-    if s.is_empty() || s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if s.is_empty() || !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let bytes: Vec<u8> = (0..s.len())
