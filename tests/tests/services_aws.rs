@@ -271,3 +271,40 @@ async fn sqs_input_stops_on_a_missing_queue_with_a_clear_error() {
     let e = tokio::time::timeout(Duration::from_secs(60), sqs::run(&cfg, ctx)).await.expect("the input finished").unwrap_err();
     assert!(e.to_string().contains("NonExistentQueue") || e.to_string().contains("QueueDoesNotExist"), "{e}");
 }
+
+/// The whole program: `rampart run --config` with a `cloudtrail` input on a bucket (read
+/// once) and a file output, so the registry, the input wiring and the stop at the end of a
+/// finite input are all on the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rampart_run_reads_a_bucket_into_the_outputs() {
+    let (_aws, client) = s3().await;
+    let bucket = unique("runtrail");
+    client.create_bucket().bucket(&bucket).send().await.unwrap();
+    put(&client, &bucket, "AWSLogs/111122223333/CloudTrail/eu-west-1/2023/11/14/111122223333_CloudTrail_eu-west-1_20231114T2210Z_r.json.gz", gz(&json!({"Records": [record("r1", "CreateUser", "alice"), record("r2", "AttachUserPolicy", "alice")]}))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("rampart.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "inputs:\n  - type: cloudtrail\n    bucket: {bucket}\n    prefix: AWSLogs/\n    once: true\n    aws:\n      endpoint: {url}\n      force_path_style: true\n      access_key_id: testing\n      secret_access_key: testing\noutputs:\n  - type: file\n    dir: {data}\n",
+            url = env_url("RAMPART_TEST_S3_URL"),
+            data = data.display()
+        ),
+    )
+    .unwrap();
+    let bin = rampart_tests::rampart_bin();
+    assert!(bin.exists(), "{} not built: run `cargo build` first (scripts/test.sh does)", bin.display());
+    let out = tokio::task::spawn_blocking(move || std::process::Command::new(bin).args(["run", "--config"]).arg(&config).env("RAMPART_LOG", "warn").output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "rampart run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let mut events = Vec::new();
+    for f in std::fs::read_dir(&data).unwrap().flatten().filter(|f| f.file_name().to_string_lossy().starts_with("events-")) {
+        for line in std::fs::read_to_string(f.path()).unwrap().lines() {
+            events.push(serde_json::from_str::<Value>(line).unwrap());
+        }
+    }
+    let mut names: Vec<String> = events.iter().map(|e| e["details"]["eventName"].as_str().unwrap_or_default().to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["AttachUserPolicy", "CreateUser"], "{events:?}");
+    assert!(events.iter().all(|e| e["source"] == "cloudtrail" && e["utctimestamp"] == "2023-11-14T22:13:20.000+00:00"), "{events:?}");
+}
