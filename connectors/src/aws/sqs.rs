@@ -244,7 +244,14 @@ pub async fn run(cfg: &SqsConfig, mut ctx: SourceContext) -> Result<SqsStats, Co
                     tokens.push(token);
                 }
                 Ok(Read::Nothing) => {}
-                Err(reason) => {
+                Err(Unread::Fetch(reason)) => {
+                    tracing::warn!(input = %name, "message {message_id}: {reason}; SQS shows it again after its visibility timeout");
+                    if stats.errors.len() < MAX_LISTED {
+                        stats.errors.push(format!("{name}: message {message_id}: {reason}"));
+                    }
+                    token.report(AckStatus::Errored, reason);
+                }
+                Err(Unread::Invalid(reason)) => {
                     stats.invalid += 1;
                     let message = format!("{name}: message {message_id}: {reason}");
                     let loud = stats.errors.len() < MAX_LISTED;
@@ -391,13 +398,28 @@ fn is_finding(v: &Map<String, Value>) -> bool {
     v.contains_key("schemaVersion") && v.contains_key("type") && v.get("arn").and_then(Value::as_str).is_some_and(|a| a.contains(":guardduty:"))
 }
 
+/// Why a message gave no events.
+enum Unread {
+    /// It can never be read (not JSON, a file that is not CloudTrail): counted as invalid.
+    Invalid(String),
+    /// A file it points at could not be fetched now (network, permissions): tried again
+    /// when SQS shows the message again.
+    Fetch(String),
+}
+
+impl From<String> for Unread {
+    fn from(reason: String) -> Unread {
+        Unread::Invalid(reason)
+    }
+}
+
 /// Reads one message body: see the module docs.
-async fn read_message(body: &str, message_id: &str, cfg: &SqsConfig, s3: &aws_sdk_s3::Client, peer: &str, ctx: &SourceContext) -> Result<Read, String> {
+async fn read_message(body: &str, message_id: &str, cfg: &SqsConfig, s3: &aws_sdk_s3::Client, peer: &str, ctx: &SourceContext) -> Result<Read, Unread> {
     let origin = format!("sqs:{message_id}");
     let mut value: Value = match serde_json::from_str(body) {
         Ok(v) => v,
         // NDJSON and other multi-record bodies: as the AMQP input reads them.
-        Err(_) => return crate::amqp::parse_message(body.as_bytes(), Some(message_id), &origin, usize::MAX, &ctx.normalizer).map(Read::Events),
+        Err(_) => return Ok(Read::Events(crate::amqp::parse_message(body.as_bytes(), Some(message_id), &origin, usize::MAX, &ctx.normalizer)?)),
     };
     // SNS wraps the real message as text.
     if value.get("Type").and_then(Value::as_str) == Some("Notification") {
@@ -413,8 +435,8 @@ async fn read_message(body: &str, message_id: &str, cfg: &SqsConfig, s3: &aws_sd
             let mut events = Vec::new();
             for (bucket, key) in objects.into_iter().filter(|(_, k)| super::is_log_file(k)) {
                 let what = format!("cannot get s3://{bucket}/{key}");
-                let out = s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| sdk_error("sqs", peer, &what, &e).to_string())?;
-                let bytes = out.body.collect().await.map_err(|e| format!("{what}: the download broke off: {e}"))?.into_bytes();
+                let out = s3.get_object().bucket(&bucket).key(&key).send().await.map_err(|e| Unread::Fetch(sdk_error("sqs", peer, &what, &e).to_string()))?;
+                let bytes = out.body.collect().await.map_err(|e| Unread::Fetch(format!("{what}: the download broke off: {e}")))?.into_bytes();
                 let file = format!("s3://{bucket}/{key}");
                 events.extend(cloudtrail_events(&bytes, &file, cfg.max_file_bytes, &ctx.normalizer).map_err(|e| format!("{file}: {e}"))?);
             }
@@ -428,7 +450,7 @@ async fn read_message(body: &str, message_id: &str, cfg: &SqsConfig, s3: &aws_sd
     };
     let mut events = Vec::with_capacity(objects.len());
     for (i, v) in objects.into_iter().enumerate() {
-        let Value::Object(mut m) = v else { return Err(format!("item {i} is not a JSON object")) };
+        let Value::Object(mut m) = v else { return Err(Unread::Invalid(format!("item {i} is not a JSON object"))) };
         let id = EventId::derive(&format!("{origin}#message_id={message_id}"), i as u64, b"");
         if is_finding(&m) {
             let mut doc = Map::new();
