@@ -18,10 +18,12 @@ export RUST_BACKTRACE=1
 # is missing (apt-get, Maven Central) and does nothing when the service already answers. A
 # service that cannot be brought up fails the run here, saying which and why; the tests
 # themselves fail (never skip) when they cannot reach it. Point the tests at your own services
-# with RAMPART_TEST_AMQP_URL and RAMPART_TEST_ES_URL (docs/testing.md).
+# with RAMPART_TEST_AMQP_URL, RAMPART_TEST_ES_URL and RAMPART_TEST_S3_URL/RAMPART_TEST_SQS_URL
+# (docs/testing.md).
 echo "== services"
 if [[ -z "${RAMPART_TEST_AMQP_URL:-}" ]]; then bash scripts/services/rabbitmq.sh start; fi
 if [[ -z "${RAMPART_TEST_ES_URL:-}" ]]; then bash scripts/services/opensearch.sh start; fi
+if [[ -z "${RAMPART_TEST_S3_URL:-}" || -z "${RAMPART_TEST_SQS_URL:-}" ]]; then bash scripts/services/moto.sh start; fi   # S3 + SQS for tests/tests/services_aws.rs
 bash scripts/services/rsyslog.sh install   # rsyslogd + omelasticsearch for tests/tests/http_shippers.rs
 
 echo "== build"

@@ -18,7 +18,7 @@ use actix::prelude::*;
 use futures::future::join_all;
 use rampart_connectors::amqp::{AmqpConfig, AmqpInput, SessionEnd};
 use rampart_connectors::plugins::Chain;
-use rampart_connectors::{demo, file, http, syslog, ConnectorError, EventBatch, InputConfig, Shutdown, SourceContext};
+use rampart_connectors::{aws, demo, file, http, syslog, ConnectorError, EventBatch, InputConfig, Shutdown, SourceContext};
 use rampart_core::{AckStatus, AckToken, Event, Metrics, Normalizer, Retry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,6 +118,15 @@ async fn run_connector(cfg: InputConfig, source: SourceContext) -> Vec<String> {
             supervise_server(name, source, |s| async move { syslog::run(c, s).await.map(|stats| stats.problems(name)) }).await
         }
         InputConfig::Amqp(c) => supervise_amqp(c, source).await,
+        // Both retry what a retry can fix themselves; an `Err` needs the user.
+        InputConfig::Cloudtrail(c) => match aws::cloudtrail::run(&c, source).await {
+            Ok(stats) => stats.errors,
+            Err(e) => vec![e.to_string()],
+        },
+        InputConfig::Sqs(c) => match aws::sqs::run(&c, source).await {
+            Ok(stats) => stats.errors,
+            Err(e) => vec![e.to_string()],
+        },
     }
 }
 

@@ -17,6 +17,8 @@
 //! - [`amqp`]: RabbitMQ: the queue input (MozDef's `eventtask`, acked after the outputs
 //!   store each message, dead-lettered when they never can) and the alerts output
 //!   (publisher confirms).
+//! - [`aws`]: CloudTrail log files from a directory or S3, and SQS notifications (S3 and
+//!   CloudTrail file notifications, GuardDuty findings), through the AWS SDK.
 //! - [`plugins`]: the plugin chain that shapes events between normalization and correlation.
 //! - [`ndjson`]: daily NDJSON files for events and alerts.
 //! - [`stdout`]: NDJSON on standard output.
@@ -30,6 +32,7 @@
 //! with it, so an HTTP body and a file report the same positions and messages.
 
 pub mod amqp;
+pub mod aws;
 pub mod demo;
 pub mod elasticsearch;
 pub mod error;

@@ -1,9 +1,11 @@
 //! Registration: the config file's `inputs:` and `outputs:` entries, one serde-tagged enum
-//! each (`type: file | http | syslog | demo | amqp`, `type: file | stdout | elasticsearch | amqp`), their validation, and the one
+//! each (`type: file | http | syslog | demo | amqp | cloudtrail | sqs`, `type: file | stdout | elasticsearch | amqp`), their validation, and the one
 //! `match` that builds an output. Adding a connector is its file, one variant, one arm and
 //! one example under `config/examples/`; serde names the valid types in its error.
 
 use crate::amqp::{AmqpConfig, AmqpOutput, AmqpOutputConfig};
+use crate::aws::cloudtrail::CloudTrailInputConfig;
+use crate::aws::sqs::SqsConfig;
 use crate::demo::DemoConfig;
 use crate::elasticsearch::{ElasticsearchConfig, ElasticsearchOutput};
 use crate::error::ConnectorError;
@@ -31,6 +33,10 @@ pub enum InputConfig {
     Demo(DemoConfig),
     /// A RabbitMQ queue (MozDef's `eventtask` by default), with acknowledgements.
     Amqp(AmqpConfig),
+    /// CloudTrail log files from a directory or an S3 bucket, polled (or read once).
+    Cloudtrail(CloudTrailInputConfig),
+    /// An SQS queue of S3/CloudTrail notifications and GuardDuty findings, deleted once stored.
+    Sqs(SqsConfig),
 }
 
 impl InputConfig {
@@ -42,6 +48,8 @@ impl InputConfig {
             InputConfig::Syslog(_) => "syslog",
             InputConfig::Demo(_) => "demo",
             InputConfig::Amqp(_) => "amqp",
+            InputConfig::Cloudtrail(_) => "cloudtrail",
+            InputConfig::Sqs(_) => "sqs",
         }
     }
 
@@ -52,7 +60,8 @@ impl InputConfig {
             InputConfig::File(_) => true,
             InputConfig::Http(_) | InputConfig::Syslog(_) => false,
             InputConfig::Demo(d) => d.duration.is_some(),
-            InputConfig::Amqp(_) => false,
+            InputConfig::Amqp(_) | InputConfig::Sqs(_) => false,
+            InputConfig::Cloudtrail(c) => c.once,
         }
     }
 
@@ -65,6 +74,8 @@ impl InputConfig {
             InputConfig::Syslog(s) => format!("syslog:{}", s.listeners()),
             InputConfig::Demo(d) => format!("demo:seed={}", d.seed),
             InputConfig::Amqp(a) => a.describe(),
+            InputConfig::Cloudtrail(c) => c.describe(),
+            InputConfig::Sqs(c) => c.describe(),
         }
     }
 
@@ -76,6 +87,8 @@ impl InputConfig {
             InputConfig::Syslog(c) => c.validate(),
             InputConfig::Demo(c) => c.validate(),
             InputConfig::Amqp(c) => c.validate(),
+            InputConfig::Cloudtrail(c) => c.validate(),
+            InputConfig::Sqs(c) => c.validate(),
         };
         problems.into_iter().map(|p| format!("{}: {p}", self.kind())).collect()
     }
@@ -266,7 +279,7 @@ mod tests {
     fn every_example_config_parses_and_validates() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
         let mut seen = Vec::new();
-        for name in ["file", "http", "syslog", "demo", "file_output", "stdout", "elasticsearch", "amqp", "amqp_output"] {
+        for name in ["file", "http", "syslog", "demo", "file_output", "stdout", "elasticsearch", "amqp", "amqp_output", "cloudtrail", "sqs"] {
             let path = dir.join(format!("{name}.yml"));
             let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let d = parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -281,6 +294,6 @@ mod tests {
             }
         }
         seen.sort();
-        assert_eq!(seen, ["amqp", "amqp", "demo", "elasticsearch", "file", "file", "http", "stdout", "syslog"]);
+        assert_eq!(seen, ["amqp", "amqp", "cloudtrail", "cloudtrail", "demo", "elasticsearch", "file", "file", "http", "sqs", "stdout", "syslog"]);
     }
 }

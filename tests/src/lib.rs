@@ -14,6 +14,9 @@
 //! - `services_amqp.rs`: the AMQP input and output against a real RabbitMQ
 //!   (`RAMPART_TEST_AMQP_URL`): acks after the outputs settle, requeue, dead letters,
 //!   reconnection, prefetch, publisher confirms.
+//! - `services_aws.rs`: the `cloudtrail` and `sqs` inputs against moto, a local
+//!   S3/SQS-compatible server (`RAMPART_TEST_S3_URL`, `RAMPART_TEST_SQS_URL`), and
+//!   `rampart run` reading a bucket end to end.
 //!
 //! This library holds only the helpers those tests share ([`services`] for the real
 //! services).

@@ -10,22 +10,33 @@
 //! Modules: [`chain`] (the ordered chain and its term index), [`registry`] (the `plugins:`
 //! config entries and the one `match` that builds a plugin), [`lookup`] (lookup tables and
 //! CIDR lists, reloaded when their files change), and one file per plugin: [`ipfixup`],
-//! [`geoip`], [`fieldlimit`], [`drop`], [`enrich`], [`vrl`]. The user manual is
+//! [`geoip`], [`fieldlimit`], [`drop`], [`enrich`], [`vrl`], and the parsers (ports of MozDef's,
+//! sharing the private `fields` helpers): [`sshd`], [`su_sudo`], [`auditd`], [`zeek`],
+//! [`suricata`], [`access_log`], [`cloudtrail`], [`guardduty`]. The user manual is
 //! `docs/plugins.md`.
 //!
 //! Plugins live beside the sources and sinks (Vector keeps its transforms in the same crate as
 //! its sources and sinks for the same reason): they are plain code on plain events and know
 //! nothing of the engine or the actors.
 
+pub mod access_log;
+pub mod auditd;
 pub mod chain;
+pub mod cloudtrail;
 pub mod drop;
 pub mod enrich;
+mod fields;
 pub mod fieldlimit;
 pub mod geoip;
+pub mod guardduty;
 pub mod ipfixup;
 pub mod lookup;
 pub mod registry;
+pub mod sshd;
+pub mod su_sudo;
+pub mod suricata;
 pub mod vrl;
+pub mod zeek;
 
 pub use chain::{Chain, ChainOutcome};
 pub use lookup::{Lookups, LookupsConfig};
@@ -85,5 +96,4 @@ impl PluginContext {
     pub fn empty() -> PluginContext {
         PluginContext { lookups: Arc::new(Lookups::default()), metrics: Arc::new(Metrics::new()) }
     }
-
 }

@@ -1,6 +1,7 @@
 //! Registration: the config file's `plugins:` entries and the one `match` that builds each
 //! plugin. Every entry is a [`PluginConfig`] (`type: ipfixup | geoip | field_limit | drop |
-//! enrich | vrl`, serde names the valid types in its error) plus the settings every plugin
+//! enrich | vrl`, or a parser: `sshd | su_sudo | auditd | zeek | suricata | access_log |
+//! cloudtrail | guardduty`; serde names the valid types in its error) plus the settings every plugin
 //! has ([`PluginEntry`]): `name`, `enabled`, `priority`, `terms`. Adding a plugin is its file,
 //! one variant, one arm in [`PluginConfig::validate`] and [`PluginConfig::build`], and its
 //! section in `docs/plugins.md`.
@@ -12,6 +13,14 @@ use super::fieldlimit::{FieldLimit, FieldLimitConfig};
 use super::geoip::{GeoIp, GeoIpConfig};
 use super::ipfixup::{IpFixup, IpFixupConfig};
 use super::vrl::{Vrl, VrlConfig};
+use super::access_log::{AccessLogConfig, AccessLogPlugin};
+use super::auditd::{AuditdConfig, AuditdPlugin};
+use super::cloudtrail::{CloudTrailConfig, CloudTrailPlugin};
+use super::guardduty::{GuardDutyConfig, GuardDutyPlugin};
+use super::sshd::{SshdConfig, SshdPlugin};
+use super::su_sudo::{SuSudoConfig, SuSudoPlugin};
+use super::suricata::{SuricataConfig, SuricataPlugin};
+use super::zeek::{ZeekConfig, ZeekPlugin};
 use super::{Plugin, PluginContext};
 use crate::error::ConnectorError;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -33,6 +42,22 @@ pub enum PluginConfig {
     Enrich(EnrichConfig),
     /// A user script in VRL.
     Vrl(VrlConfig),
+    /// OpenSSH log lines into authentication fields.
+    Sshd(SshdConfig),
+    /// su and sudo log lines: who became whom, running what.
+    SuSudo(SuSudoConfig),
+    /// Linux audit records into `details`.
+    Auditd(AuditdConfig),
+    /// Zeek/Bro JSON logs.
+    Zeek(ZeekConfig),
+    /// Suricata EVE JSON.
+    Suricata(SuricataConfig),
+    /// nginx/Apache access log lines.
+    AccessLog(AccessLogConfig),
+    /// AWS CloudTrail records.
+    Cloudtrail(CloudTrailConfig),
+    /// AWS GuardDuty findings.
+    Guardduty(GuardDutyConfig),
 }
 
 impl PluginConfig {
@@ -45,6 +70,14 @@ impl PluginConfig {
             PluginConfig::Drop(_) => "drop",
             PluginConfig::Enrich(_) => "enrich",
             PluginConfig::Vrl(_) => "vrl",
+            PluginConfig::Sshd(_) => "sshd",
+            PluginConfig::SuSudo(_) => "su_sudo",
+            PluginConfig::Auditd(_) => "auditd",
+            PluginConfig::Zeek(_) => "zeek",
+            PluginConfig::Suricata(_) => "suricata",
+            PluginConfig::AccessLog(_) => "access_log",
+            PluginConfig::Cloudtrail(_) => "cloudtrail",
+            PluginConfig::Guardduty(_) => "guardduty",
         }
     }
 
@@ -57,6 +90,14 @@ impl PluginConfig {
             PluginConfig::Drop(c) => c.validate(),
             PluginConfig::Enrich(c) => c.validate(),
             PluginConfig::Vrl(c) => c.validate(),
+            PluginConfig::Sshd(c) => c.validate(),
+            PluginConfig::SuSudo(c) => c.validate(),
+            PluginConfig::Auditd(c) => c.validate(),
+            PluginConfig::Zeek(c) => c.validate(),
+            PluginConfig::Suricata(c) => c.validate(),
+            PluginConfig::AccessLog(c) => c.validate(),
+            PluginConfig::Cloudtrail(c) => c.validate(),
+            PluginConfig::Guardduty(c) => c.validate(),
         }
     }
 
@@ -69,6 +110,14 @@ impl PluginConfig {
             PluginConfig::Drop(c) => Box::new(DropFilter::new(c)?),
             PluginConfig::Enrich(c) => Box::new(Enrich::new(c, ctx.lookups.clone())?),
             PluginConfig::Vrl(c) => Box::new(Vrl::load(name, c, &ctx.lookups, ctx.metrics.clone())?),
+            PluginConfig::Sshd(c) => Box::new(SshdPlugin::new(c.clone())),
+            PluginConfig::SuSudo(c) => Box::new(SuSudoPlugin::new(c.clone())),
+            PluginConfig::Auditd(c) => Box::new(AuditdPlugin::new(c.clone())),
+            PluginConfig::Zeek(c) => Box::new(ZeekPlugin::new(c.clone())),
+            PluginConfig::Suricata(c) => Box::new(SuricataPlugin::new(c.clone())),
+            PluginConfig::AccessLog(c) => Box::new(AccessLogPlugin::new(c.clone())),
+            PluginConfig::Cloudtrail(c) => Box::new(CloudTrailPlugin::new(c.clone())),
+            PluginConfig::Guardduty(c) => Box::new(GuardDutyPlugin::new(c.clone())),
         })
     }
 }
@@ -82,7 +131,7 @@ pub struct PluginEntry {
     /// Run it. Default true; `false` keeps the entry in the file but out of the chain.
     pub enabled: bool,
     /// Overrides the plugin's priority (lower runs first). Default: the plugin's own
-    /// (field_limit 0, drop 5, ipfixup 10, geoip 20, enrich 30, vrl 100).
+    /// (field_limit 0, drop 5, the parsers 7, ipfixup 10, geoip 20, enrich 30, vrl 100).
     pub priority: Option<i32>,
     /// Overrides the registration terms (`["*"]` = every event). Default: the plugin's own.
     pub terms: Option<Vec<String>>,
@@ -212,6 +261,22 @@ mod tests {
         assert!(validate(&p).is_empty(), "{:?}", validate(&p));
         let chain = build_chain(&p, &PluginContext::empty()).unwrap();
         assert_eq!(chain.names(), ["no_cron", "ipfixup"], "disabled entries are out; priority orders the rest");
+    }
+
+    #[test]
+    fn parsers_register_and_run_before_the_enrichers_that_read_their_fields() {
+        let p = parse("plugins:\n  - type: ipfixup\n  - type: sshd\n  - type: su_sudo\n  - type: auditd\n    max_args: 8\n  - type: zeek\n  - type: suricata\n  - type: access_log\n  - type: cloudtrail\n  - type: guardduty\n").unwrap();
+        assert_eq!(p[3].config, PluginConfig::Auditd(AuditdConfig { max_args: 8 }));
+        assert!(validate(&p).is_empty(), "{:?}", validate(&p));
+        let chain = build_chain(&p, &PluginContext::empty()).unwrap();
+        assert_eq!(chain.names(), ["sshd", "su_sudo", "auditd", "zeek", "suricata", "access_log", "cloudtrail", "guardduty", "ipfixup"]);
+        let doc = serde_json::json!({"processname": "sshd", "summary": "Failed password for invalid user oracle from 198.51.100.23 port 40022 ssh2"});
+        let mut e = rampart_core::Normalizer::default().normalize(doc, rampart_core::EventId(1)).unwrap();
+        assert_eq!(chain.run(&mut e), super::super::ChainOutcome::Keep);
+        assert_eq!(e.doc["details"]["username"], "oracle");
+        assert_eq!(e.doc["plugins"], serde_json::json!(["sshd", "ipfixup"]), "ipfixup woke on the address sshd set: {:?}", e.doc);
+        let e = parse("plugins:\n  - type: sshd\n    max_args: 3\n").unwrap_err();
+        assert!(e.contains("max_args"), "{e}");
     }
 
     #[test]
