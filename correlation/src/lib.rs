@@ -226,6 +226,59 @@ pub(crate) mod testkit {
         out
     }
 
+    /// A [`Snapshots`] that keeps every part offered.
+    #[derive(Default)]
+    pub struct Collect(pub Mutex<Vec<Part>>);
+
+    impl Snapshots for Collect {
+        fn offer(&self, part: Part) {
+            self.0.lock().unwrap().push(part);
+        }
+    }
+
+    /// A stateful operator under test (`new_terms`, `spikes`).
+    pub type KeptOp<S> = for<'s> fn(Events<'s>, &S, Keep) -> Crossings<'s>;
+
+    /// Feeds `records` into `op` on `workers` workers, each worker restoring its share of
+    /// `restore` and offering its state to one [`Collect`]; returns every crossing, sorted,
+    /// and every part offered.
+    pub fn run_kept<S: Clone + Send + Sync + 'static>(workers: usize, records: Records<Contribution>, specs: S, restore: Vec<Saved>, op: KeptOp<S>) -> (Vec<Crossing>, Vec<Part>) {
+        let collect = Arc::new(Collect::default());
+        let (send, recv) = std::sync::mpsc::channel();
+        let send = Arc::new(Mutex::new(send));
+        let records = Arc::new(records);
+        let c2 = collect.clone();
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let send = send.lock().unwrap().clone();
+            let (index, peers) = (worker.index(), worker.peers());
+            let specs = specs.clone();
+            let keep = Keep {
+                restore: restore.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, s)| s.clone()).collect(),
+                snapshots: Some(c2.clone()),
+                interval: std::time::Duration::from_secs(3600),
+                on_evict: None,
+            };
+            let mut input = worker.dataflow::<Time, _, _>(|scope| {
+                let (input, coll) = scope.new_collection();
+                op(coll, &specs, keep).capture_into(send);
+                input
+            });
+            for (i, (rec, t)) in records.iter().enumerate() {
+                if i % peers == index {
+                    input.update_at(rec.clone(), *t, 1);
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .into_iter()
+        .for_each(|r| r.unwrap());
+        let mut out: Vec<Crossing> = recv.extract().into_iter().flat_map(|(_, v)| v).collect();
+        out.sort();
+        let parts = collect.0.lock().unwrap().clone();
+        (out, parts)
+    }
+
     /// The measure of a window's records, computed the obvious way (no shared code with
     /// the operators' folds).
     pub trait Naive: Item {

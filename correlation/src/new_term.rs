@@ -257,65 +257,16 @@ impl<'scope> NewTerms<'scope> for Events<'scope> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::shuffled;
-    use crate::Part;
-    use differential_dataflow::input::Input;
-    use parking::Collect;
+    use crate::testkit::{run_kept, shuffled};
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
-    use std::sync::Mutex;
-    use timely::dataflow::operators::capture::{Capture, Extract};
-
-    mod parking {
-        //! A [`crate::Snapshots`] that keeps every part offered.
-        use super::*;
-        #[derive(Default)]
-        pub struct Collect(pub Mutex<Vec<Part>>);
-        impl crate::Snapshots for Collect {
-            fn offer(&self, part: Part) {
-                self.0.lock().unwrap().push(part);
-            }
-        }
-    }
 
     type Rec = ((Key, Contribution), Time);
 
     /// Runs the operator on `workers` workers; returns the crossings, sorted, and the final
     /// parts offered.
     fn run(workers: usize, records: Vec<Rec>, specs: TermSpecs, restore: Vec<Saved>) -> (Vec<Crossing>, Vec<Saved>) {
-        let collect = Arc::new(Collect::default());
-        let (send, recv) = std::sync::mpsc::channel();
-        let send = Arc::new(Mutex::new(send));
-        let records = Arc::new(records);
-        let c2 = collect.clone();
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let send = send.lock().unwrap().clone();
-            let (index, peers) = (worker.index(), worker.peers());
-            let specs = specs.clone();
-            let keep = Keep {
-                restore: restore.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, s)| s.clone()).collect(),
-                snapshots: Some(c2.clone()),
-                interval: std::time::Duration::from_secs(3600),
-                on_evict: None,
-            };
-            let mut input = worker.dataflow::<Time, _, _>(|scope| {
-                let (input, coll) = scope.new_collection();
-                coll.new_terms(&specs, keep).capture_into(send);
-                input
-            });
-            for (i, (rec, t)) in records.iter().enumerate() {
-                if i % peers == index {
-                    input.update_at(rec.clone(), *t, 1);
-                }
-            }
-        })
-        .unwrap()
-        .join()
-        .into_iter()
-        .for_each(|r| r.unwrap());
-        let mut out: Vec<Crossing> = recv.extract().into_iter().flat_map(|(_, v)| v).collect();
-        out.sort();
-        let parts = collect.0.lock().unwrap().clone();
+        let (out, parts) = run_kept(workers, records, specs, restore, |c, s, k| c.new_terms(s, k));
         assert_eq!(parts.iter().filter(|p| p.last).count(), workers, "one final part per worker");
         (out, parts.into_iter().filter(|p| p.last).flat_map(|p| p.entries).collect())
     }
