@@ -11,7 +11,7 @@
 //! handshakes to port 80) is kept whole in `details.request`. Error log lines and anything
 //! else are left as they were.
 
-use super::fields::{add_tag, details, is_ip, set_text, text};
+use super::fields::{PARSER_PRIORITY, add_tag, details, is_ip, set_text, text};
 use super::{Plugin, PluginEvent, Verdict};
 use chrono::DateTime;
 use rampart_core::EventTime;
@@ -25,12 +25,6 @@ use serde_json::Value;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessLogConfig {}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
-}
 
 /// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
@@ -46,15 +40,12 @@ impl AccessLogConfig {
 
 /// The `access_log` plugin: see the module docs.
 #[derive(Debug)]
-pub struct AccessLogPlugin {
-    terms: Vec<String>,
-    priority: i32,
-}
+pub struct AccessLogPlugin;
 
 impl AccessLogPlugin {
     /// A plugin with these options.
     pub fn new(_cfg: AccessLogConfig) -> AccessLogPlugin {
-        AccessLogPlugin { terms: default_terms(), priority: default_priority() }
+        AccessLogPlugin
     }
 }
 
@@ -63,12 +54,12 @@ impl Plugin for AccessLogPlugin {
         "access_log"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {

@@ -17,7 +17,7 @@
 //! `category` `execve`, `authentication` (user-space login and credential records) or
 //! `auditd`; tag `auditd`. Text that is not an audit record is left as it was.
 
-use super::fields::{add_tag, decode_hex, details, is_ip, key_values, set_text, text};
+use super::fields::{PARSER_PRIORITY, add_tag, decode_hex, details, is_ip, key_values, set_text, text};
 use super::{Plugin, PluginEvent, Verdict};
 use rampart_core::EventTime;
 use serde::{Deserialize, Serialize};
@@ -31,12 +31,6 @@ pub struct AuditdConfig {
     /// command (they stay as `a<N>` fields). Default 64.
     #[serde(default = "default_max_args", deserialize_with = "crate::registry::lenient")]
     pub max_args: usize,
-}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
 }
 
 /// The registration terms, unless the entry gives its own `terms`.
@@ -68,15 +62,13 @@ impl AuditdConfig {
 /// The `auditd` plugin: see the module docs.
 #[derive(Debug)]
 pub struct AuditdPlugin {
-    terms: Vec<String>,
-    priority: i32,
     max_args: usize,
 }
 
 impl AuditdPlugin {
     /// A plugin with these options.
     pub fn new(cfg: AuditdConfig) -> AuditdPlugin {
-        AuditdPlugin { terms: default_terms(), priority: default_priority(), max_args: cfg.max_args }
+        AuditdPlugin { max_args: cfg.max_args }
     }
 }
 
@@ -91,12 +83,12 @@ impl Plugin for AuditdPlugin {
         "auditd"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {

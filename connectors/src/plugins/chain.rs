@@ -47,7 +47,7 @@ pub struct Registered {
 impl Registered {
     /// A plugin with its own name, terms and priority.
     pub fn new(plugin: Box<dyn Plugin>) -> Registered {
-        Registered { name: plugin.name().to_string(), terms: plugin.terms().to_vec(), priority: plugin.priority(), plugin }
+        Registered { name: plugin.name().to_string(), terms: plugin.terms(), priority: plugin.priority(), plugin }
     }
 }
 
@@ -342,8 +342,8 @@ mod tests {
         fn name(&self) -> &str {
             &self.name
         }
-        fn terms(&self) -> &[String] {
-            &self.terms
+        fn terms(&self) -> Vec<String> {
+            self.terms.clone()
         }
         fn priority(&self) -> i32 {
             self.priority

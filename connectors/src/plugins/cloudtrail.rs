@@ -13,7 +13,7 @@
 //! <errorcode>` on errors), `hostname` (the `eventsource`, when the event has none),
 //! `source` and `category` `cloudtrail`, and tag `cloudtrail`.
 
-use super::fields::{add_tag, clean_keys, details, set_text, text};
+use super::fields::{PARSER_PRIORITY, add_tag, clean_keys, details, set_text, text};
 use super::{Plugin, PluginEvent, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -28,12 +28,6 @@ pub struct CloudTrailConfig {
     /// docs/plugins.md).
     #[serde(default = "default_raw_value_keys")]
     pub raw_value_keys: Vec<String>,
-}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
 }
 
 /// The registration terms, unless the entry gives its own `terms`.
@@ -89,8 +83,6 @@ impl CloudTrailConfig {
 /// The `cloudtrail` plugin: see the module docs.
 #[derive(Debug)]
 pub struct CloudTrailPlugin {
-    terms: Vec<String>,
-    priority: i32,
     raw_value_keys: Vec<Vec<String>>,
 }
 
@@ -98,7 +90,7 @@ impl CloudTrailPlugin {
     /// A plugin with these options.
     pub fn new(cfg: CloudTrailConfig) -> CloudTrailPlugin {
         let raw_value_keys = cfg.raw_value_keys.iter().map(|k| k.split('.').map(String::from).collect()).collect();
-        CloudTrailPlugin { terms: default_terms(), priority: default_priority(), raw_value_keys }
+        CloudTrailPlugin { raw_value_keys }
     }
 }
 
@@ -107,12 +99,12 @@ impl Plugin for CloudTrailPlugin {
         "cloudtrail"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {

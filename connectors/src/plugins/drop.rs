@@ -101,8 +101,8 @@ impl Plugin for DropFilter {
     fn name(&self) -> &str {
         "drop"
     }
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        self.terms.clone()
     }
     fn priority(&self) -> i32 {
         5

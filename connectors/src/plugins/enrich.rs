@@ -110,8 +110,8 @@ impl Plugin for Enrich {
     fn name(&self) -> &str {
         "enrich"
     }
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        self.terms.clone()
     }
     fn priority(&self) -> i32 {
         30

@@ -91,8 +91,8 @@ impl Plugin for FieldLimit {
     fn name(&self) -> &str {
         "field_limit"
     }
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        self.terms.clone()
     }
     fn priority(&self) -> i32 {
         0

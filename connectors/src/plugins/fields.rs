@@ -9,6 +9,11 @@ use serde_json::{Map, Value};
 /// The document's `details` object, created when absent. A non-object `details` (the
 /// normalizer never leaves one, but a plugin before this one might) is kept as
 /// `details.details`.
+/// The priority every parser has unless its entry says otherwise: after `field_limit` (0)
+/// and `drop` (5), before `ipfixup` (10) and `geoip` (20), which read the addresses the
+/// parsers set.
+pub const PARSER_PRIORITY: i32 = 7;
+
 pub fn details(doc: &mut Map<String, Value>) -> &mut Map<String, Value> {
     let slot = doc.entry("details").or_insert_with(|| Value::Object(Map::new()));
     if !slot.is_object() {

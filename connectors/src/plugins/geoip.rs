@@ -113,8 +113,8 @@ impl Plugin for GeoIp {
     fn name(&self) -> &str {
         "geoip"
     }
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        self.terms.clone()
     }
     fn priority(&self) -> i32 {
         20

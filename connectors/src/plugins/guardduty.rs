@@ -13,7 +13,7 @@
 //! `WARNING`, `ERROR`, `CRITICAL` by label); `source` and `category` `guardduty`; tags
 //! `guardduty` and `aws`.
 
-use super::fields::{add_tag, clean_keys, details, set_text};
+use super::fields::{PARSER_PRIORITY, add_tag, clean_keys, details, set_text};
 use super::{Plugin, PluginEvent, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -25,12 +25,6 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuardDutyConfig {}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
-}
 
 /// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
@@ -46,15 +40,12 @@ impl GuardDutyConfig {
 
 /// The `guardduty` plugin: see the module docs.
 #[derive(Debug)]
-pub struct GuardDutyPlugin {
-    terms: Vec<String>,
-    priority: i32,
-}
+pub struct GuardDutyPlugin;
 
 impl GuardDutyPlugin {
     /// A plugin with these options.
     pub fn new(_cfg: GuardDutyConfig) -> GuardDutyPlugin {
-        GuardDutyPlugin { terms: default_terms(), priority: default_priority() }
+        GuardDutyPlugin
     }
 }
 
@@ -70,12 +61,12 @@ impl Plugin for GuardDutyPlugin {
         "guardduty"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {

@@ -53,8 +53,8 @@ impl Plugin for IpFixup {
     fn name(&self) -> &str {
         "ipfixup"
     }
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        self.terms.clone()
     }
     fn priority(&self) -> i32 {
         10

@@ -75,8 +75,9 @@ pub trait Plugin: Send + Sync {
     fn name(&self) -> &str;
     /// Registration terms: the plugin runs on an event when any of them equals a key or a
     /// string value of the event (case-insensitive, any depth). `["*"]` means every event.
-    fn terms(&self) -> &[String];
-    /// Lower runs first.
+    /// Asked once, when the chain is built; an entry's `terms` in the config replace them.
+    fn terms(&self) -> Vec<String>;
+    /// Lower runs first; asked once, when the chain is built (an entry's `priority` replaces it).
     fn priority(&self) -> i32;
     /// Transforms one event in place.
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict;

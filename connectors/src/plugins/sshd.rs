@@ -16,7 +16,7 @@
 //! `details.keyfingerprint`; `category` `authentication` (outcomes) or `session`; tag
 //! `sshd`.
 
-use super::fields::{add_tag, details, is_ip, number_or_text, set_text, text};
+use super::fields::{PARSER_PRIORITY, add_tag, details, is_ip, number_or_text, set_text, text};
 use super::{Plugin, PluginEvent, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,12 +28,6 @@ use serde_json::Value;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SshdConfig {}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
-}
 
 /// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
@@ -49,15 +43,12 @@ impl SshdConfig {
 
 /// The `sshd` plugin: see the module docs.
 #[derive(Debug)]
-pub struct SshdPlugin {
-    terms: Vec<String>,
-    priority: i32,
-}
+pub struct SshdPlugin;
 
 impl SshdPlugin {
     /// A plugin with these options.
     pub fn new(_cfg: SshdConfig) -> SshdPlugin {
-        SshdPlugin { terms: default_terms(), priority: default_priority() }
+        SshdPlugin
     }
 }
 
@@ -66,12 +57,12 @@ impl Plugin for SshdPlugin {
         "sshd"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {
@@ -399,7 +390,7 @@ mod tests {
         let c: SshdConfig = serde_json::from_value(json!({})).unwrap();
         assert!(c.validate().is_empty());
         let p = SshdPlugin::new(c);
-        assert_eq!((p.terms(), p.priority()), (&["sshd".to_string()][..], 7));
+        assert_eq!((&p.terms()[..], p.priority()), (&["sshd".to_string()][..], 7));
         assert!(serde_json::from_value::<SshdConfig>(json!({"prio": 5})).is_err());
     }
 }

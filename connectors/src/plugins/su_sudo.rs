@@ -15,7 +15,7 @@
 //! `details.attempts`; `category` `authentication` (su, PAM) or `authorization` (sudo's
 //! policy decisions); tag `su` or `sudo`.
 
-use super::fields::{add_tag, details, key_values, number_or_text, set_text, text};
+use super::fields::{PARSER_PRIORITY, add_tag, details, key_values, number_or_text, set_text, text};
 use super::{Plugin, PluginEvent, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,12 +27,6 @@ use serde_json::Value;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuSudoConfig {}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
-}
 
 /// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
@@ -48,15 +42,12 @@ impl SuSudoConfig {
 
 /// The `su_sudo` plugin: see the module docs.
 #[derive(Debug)]
-pub struct SuSudoPlugin {
-    terms: Vec<String>,
-    priority: i32,
-}
+pub struct SuSudoPlugin;
 
 impl SuSudoPlugin {
     /// A plugin with these options.
     pub fn new(_cfg: SuSudoConfig) -> SuSudoPlugin {
-        SuSudoPlugin { terms: default_terms(), priority: default_priority() }
+        SuSudoPlugin
     }
 }
 
@@ -65,12 +56,12 @@ impl Plugin for SuSudoPlugin {
         "su_sudo"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {

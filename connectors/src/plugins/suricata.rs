@@ -10,7 +10,7 @@
 //! with the flow, and its `alert.severity` (1 high, 2 medium, 3 low) becomes the event's
 //! `severity` (`CRITICAL`, `WARNING`, `NOTICE`) and `details.alertcategory`.
 
-use super::fields::{add_tag, details, set_text};
+use super::fields::{PARSER_PRIORITY, add_tag, details, set_text};
 use super::{Plugin, PluginEvent, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -22,12 +22,6 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuricataConfig {}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
-}
 
 /// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
@@ -43,15 +37,12 @@ impl SuricataConfig {
 
 /// The `suricata` plugin: see the module docs.
 #[derive(Debug)]
-pub struct SuricataPlugin {
-    terms: Vec<String>,
-    priority: i32,
-}
+pub struct SuricataPlugin;
 
 impl SuricataPlugin {
     /// A plugin with these options.
     pub fn new(_cfg: SuricataConfig) -> SuricataPlugin {
-        SuricataPlugin { terms: default_terms(), priority: default_priority() }
+        SuricataPlugin
     }
 }
 
@@ -62,12 +53,12 @@ impl Plugin for SuricataPlugin {
         "suricata"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {

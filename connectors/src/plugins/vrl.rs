@@ -147,8 +147,8 @@ impl Plugin for Vrl {
     fn name(&self) -> &str {
         &self.name
     }
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        self.terms.clone()
     }
     fn priority(&self) -> i32 {
         100

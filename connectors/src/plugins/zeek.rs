@@ -10,7 +10,7 @@
 //! `details.zeeklog`, sets `category` `bro` and tags `zeek`, `bro_<log>`, and writes a one-line
 //! `summary` (notice keeps its message after the note name).
 
-use super::fields::{add_tag, clean_keys, details, set_text};
+use super::fields::{PARSER_PRIORITY, add_tag, clean_keys, details, set_text};
 use super::{Plugin, PluginEvent, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -22,12 +22,6 @@ use serde_json::{Map, Value};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ZeekConfig {}
-
-/// Parsers run after `field_limit` (0) and `drop` (5) and before `ipfixup` (10) and
-/// `geoip` (20), which read the addresses they set. The entry's `priority` overrides it.
-fn default_priority() -> i32 {
-    7
-}
 
 /// The registration terms, unless the entry gives its own `terms`.
 fn default_terms() -> Vec<String> {
@@ -43,15 +37,12 @@ impl ZeekConfig {
 
 /// The `zeek` plugin: see the module docs.
 #[derive(Debug)]
-pub struct ZeekPlugin {
-    terms: Vec<String>,
-    priority: i32,
-}
+pub struct ZeekPlugin;
 
 impl ZeekPlugin {
     /// A plugin with these options.
     pub fn new(_cfg: ZeekConfig) -> ZeekPlugin {
-        ZeekPlugin { terms: default_terms(), priority: default_priority() }
+        ZeekPlugin
     }
 }
 
@@ -71,12 +62,12 @@ impl Plugin for ZeekPlugin {
         "zeek"
     }
 
-    fn terms(&self) -> &[String] {
-        &self.terms
+    fn terms(&self) -> Vec<String> {
+        default_terms()
     }
 
     fn priority(&self) -> i32 {
-        self.priority
+        PARSER_PRIORITY
     }
 
     fn process(&self, event: &mut PluginEvent<'_>) -> Verdict {
