@@ -5,8 +5,9 @@
 //! is the backpressure that keeps memory bounded when the engine or an output is slow.
 
 use rampart_core::{Event, Metrics, Normalizer};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 /// The most events a source puts in one batch.
 pub const MAX_BATCH: usize = 1024;
@@ -126,5 +127,50 @@ mod tests {
         assert!(!ctx.send(vec![ev()]).await);
         assert_eq!(metrics.get(rampart_core::Counter::EventsAccepted), 2);
         assert_eq!(rx.len(), 1);
+    }
+}
+
+/// Deliveries a queue source has taken whose events the outputs have not settled yet, so the
+/// source can bound them and wait for them to drain at shutdown (AMQP, SQS).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    count: AtomicUsize,
+    settled: Notify,
+}
+
+impl Pending {
+    /// One more delivery waits on the outputs.
+    pub(crate) fn begin(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One delivery is settled.
+    pub(crate) fn done(&self) {
+        self.count.fetch_sub(1, Ordering::SeqCst);
+        self.settled.notify_waiters();
+    }
+
+    /// How many wait now.
+    pub(crate) fn len(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Returns once fewer than `max` wait.
+    pub(crate) async fn below(&self, max: usize) {
+        loop {
+            // Registered before the check, so a `done` between the two is not missed.
+            let wait = self.settled.notified();
+            tokio::pin!(wait);
+            wait.as_mut().enable();
+            if self.len() < max {
+                return;
+            }
+            wait.await;
+        }
+    }
+
+    /// Returns once none wait.
+    pub(crate) async fn idle(&self) {
+        self.below(1).await;
     }
 }

@@ -6,7 +6,7 @@ use crate::error::ConnectorError;
 use crate::events::{AmqpConnected, MessageDeadLettered, MessageRedelivered, MessageRequeued, RecordInvalid};
 use crate::json::{Scan, Scanner};
 use crate::secret::redact_url;
-use crate::source::{SourceContext, MAX_BATCH};
+use crate::source::{Pending, SourceContext, MAX_BATCH};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
@@ -16,10 +16,10 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Acker, BasicProperties, Channel, Connection, ConnectionProperties, Consumer, ExchangeKind};
 use rampart_core::{AckStatus, AckToken, Event, EventId, EventTime, Metrics, Normalizer};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 /// How long a dead-letter publish may wait for its confirm.
 const DEAD_LETTER_CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
@@ -162,12 +162,12 @@ impl AmqpInput {
             in_flight.draining.store(true, Ordering::SeqCst);
             let drained = tokio::time::timeout(self.cfg.drain_timeout, async {
                 tokio::select! {
-                    _ = in_flight.idle() => {}
+                    _ = in_flight.pending.idle() => {}
                     _ = &mut settling => {}
                 }
             })
             .await;
-            let left = in_flight.count.load(Ordering::SeqCst);
+            let left = in_flight.pending.len();
             if drained.is_err() || left > 0 {
                 tracing::warn!(input = %self.name, "{left} messages unsettled after drain_timeout; RabbitMQ will redeliver them");
             }
@@ -265,7 +265,7 @@ impl AmqpInput {
 
     /// Turns one delivery into events (or a dead letter) with the token that settles it.
     fn accept(&mut self, delivery: Delivery, tx: &mpsc::UnboundedSender<Settle>, in_flight: &Arc<InFlight>, batch: &mut Vec<Event>, tokens: &mut Vec<AckToken>) {
-        in_flight.count.fetch_add(1, Ordering::SeqCst);
+        in_flight.pending.begin();
         if delivery.redelivered {
             MessageRedelivered { input: &self.name }.emit(&self.ctx.metrics);
         }
@@ -308,30 +308,9 @@ impl AmqpInput {
 /// Messages taken but not yet settled in this session.
 #[derive(Default)]
 struct InFlight {
-    count: AtomicUsize,
+    pending: Pending,
     /// Shutdown is draining: requeue at once instead of after `requeue_delay`.
     draining: AtomicBool,
-    settled: Notify,
-}
-
-impl InFlight {
-    fn done(&self) {
-        if self.count.fetch_sub(1, Ordering::SeqCst) <= 1 {
-            self.settled.notify_waiters();
-        }
-    }
-
-    async fn idle(&self) {
-        loop {
-            let wait = self.settled.notified();
-            tokio::pin!(wait);
-            wait.as_mut().enable();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            wait.await;
-        }
-    }
 }
 
 /// Carries out settlements: ack, requeue, or dead-letter then ack. Runs beside the consumer
@@ -356,7 +335,7 @@ impl Settler {
             tokio::select! {
                 Some(s) = self.rx.recv() => ops.push(self.settle(s)),
                 Some(r) = ops.next(), if !ops.is_empty() => {
-                    self.in_flight.done();
+                    self.in_flight.pending.done();
                     if let Err(e) = r {
                         return e;
                     }

@@ -27,14 +27,14 @@
 use super::{cloudtrail_events, sdk_error, AwsConfig};
 use crate::error::ConnectorError;
 use crate::events::RecordInvalid;
-use crate::source::{SourceContext, MAX_BATCH};
+use crate::source::{Pending, SourceContext, MAX_BATCH};
 use rampart_core::{AckStatus, AckToken, Event, EventId, EventTime, Retry};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 /// `type: sqs` input.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -176,12 +176,9 @@ pub async fn run(cfg: &SqsConfig, mut ctx: SourceContext) -> Result<SqsStats, Co
     let mut backoff = Duration::from_secs(1);
     let result = loop {
         // Bound what waits on the outputs.
-        while in_flight.count.load(Ordering::SeqCst) >= cfg.max_in_flight {
-            tokio::select! {
-                _ = in_flight.settled.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = shutdown.wait() => break,
-            }
+        tokio::select! {
+            _ = in_flight.pending.below(cfg.max_in_flight) => {}
+            _ = shutdown.wait() => {}
         }
         if shutdown.is_triggered() {
             break Ok(());
@@ -226,7 +223,7 @@ pub async fn run(cfg: &SqsConfig, mut ctx: SourceContext) -> Result<SqsStats, Co
             let (Some(handle), body) = (m.receipt_handle, m.body.unwrap_or_default()) else { continue };
             let message_id = m.message_id.unwrap_or_default();
             let read = read_message(&body, &message_id, cfg, &s3, &peer, &ctx).await;
-            in_flight.count.fetch_add(1, Ordering::SeqCst);
+            in_flight.pending.begin();
             let tx2 = tx.clone();
             let id = message_id.clone();
             let token = AckToken::new(move |status, reason| {
@@ -272,9 +269,9 @@ pub async fn run(cfg: &SqsConfig, mut ctx: SourceContext) -> Result<SqsStats, Co
     };
     drop(tx);
     // Let what is in flight be stored and deleted, for a bounded time.
-    let drained = tokio::time::timeout(cfg.drain_timeout, in_flight.idle()).await;
+    let drained = tokio::time::timeout(cfg.drain_timeout, in_flight.pending.idle()).await;
     if drained.is_err() {
-        tracing::warn!(input = %name, "{} messages not yet stored after drain_timeout; SQS shows them again after their visibility timeout", in_flight.count.load(Ordering::SeqCst));
+        tracing::warn!(input = %name, "{} messages not yet stored after drain_timeout; SQS shows them again after their visibility timeout", in_flight.pending.len());
     }
     deleter.abort();
     stats.deleted = in_flight.deleted.load(Ordering::SeqCst);
@@ -290,28 +287,8 @@ struct Settle {
 
 #[derive(Default)]
 struct InFlight {
-    count: AtomicUsize,
+    pending: Pending,
     deleted: AtomicU64,
-    settled: Notify,
-}
-
-impl InFlight {
-    fn done(&self) {
-        self.count.fetch_sub(1, Ordering::SeqCst);
-        self.settled.notify_waiters();
-    }
-
-    async fn idle(&self) {
-        loop {
-            let wait = self.settled.notified();
-            tokio::pin!(wait);
-            wait.as_mut().enable();
-            if self.count.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            wait.await;
-        }
-    }
 }
 
 /// Deletes messages whose events are stored; leaves the others to SQS.
@@ -343,7 +320,7 @@ async fn delete_loop(mut rx: mpsc::UnboundedReceiver<Settle>, sqs: aws_sdk_sqs::
             AckStatus::Errored => tracing::debug!(input = %name, "message {}: an output failed ({}); SQS shows it again after its visibility timeout", s.message_id, s.reason.unwrap_or_default()),
             AckStatus::Rejected => tracing::warn!(input = %name, "message {}: left on the queue for its redrive policy: {}", s.message_id, s.reason.unwrap_or_default()),
         }
-        in_flight.done();
+        in_flight.pending.done();
     }
 }
 
