@@ -11,22 +11,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)] // a measuring tool
 
-use rampart_core::{EventId, EventTime, Normalizer};
-use rampart_rules::{Pipeline, Pipelines, RuleKind, RuleMatcher};
+use rampart_rules::{RuleKind, RuleMatcher};
 use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, ext, out);
-        } else if p.extension().is_some_and(|x| x == ext) {
-            out.push(p);
-        }
-    }
-}
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::{corpus_root, load_windows_set, normalized, regression_events};
 
 /// CPU seconds (user + system) this thread has used, from `/proc/thread-self/stat`.
 fn cpu_secs() -> f64 {
@@ -40,21 +31,10 @@ fn cpu_secs() -> f64 {
 
 fn main() {
     let secs: f64 = std::env::args().nth(1).map_or(3.0, |s| s.parse().expect("seconds"));
-    let root = std::env::var_os("RAMPART_SIGMA_CORPUS")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/sigma"), PathBuf::from);
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("rules"))
-        .collect();
-    dirs.sort();
-    let vars_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigmahq-placeholders.yml");
+    let root = corpus_root();
 
     let (t, c) = (Instant::now(), cpu_secs());
-    let mut list = Pipelines::resolve(&["windows-evtx"]).unwrap().list().to_vec();
-    list.push(Pipeline::placeholders("sigmahq-placeholders.yml", &std::fs::read_to_string(vars_file).unwrap()).unwrap());
-    let pipelines = Pipelines::new(list);
-    let set = rampart_rules::load_paths_with(&dirs, &pipelines).unwrap_or_else(|d| panic!("{d}"));
+    let set = load_windows_set(&root);
     let (load, load_cpu) = (t.elapsed(), cpu_secs() - c);
     let (t, c) = (Instant::now(), cpu_secs());
     let matcher = RuleMatcher::new(&set);
@@ -74,22 +54,8 @@ fn main() {
     );
     println!("{}", matcher.stats());
 
-    let mut raw = Vec::new();
-    files(&root.join("regression_data"), "json", &mut raw);
-    raw.sort();
-    let exported: Vec<Map<String, Value>> = raw
-        .iter()
-        .flat_map(|p| {
-            let text = std::fs::read_to_string(p).unwrap();
-            serde_json::Deserializer::from_str(&text).into_iter::<Value>().map(|v| match v.unwrap() {
-                Value::Object(m) => m,
-                other => panic!("{}: not an object: {other}", p.display()),
-            }).collect::<Vec<_>>()
-        })
-        .collect();
-    let norm = Normalizer::default();
-    let normalized: Vec<Map<String, Value>> =
-        exported.iter().enumerate().map(|(i, d)| norm.normalize_at(Value::Object(d.clone()), EventId(i as u128), EventTime(0)).unwrap().doc).collect();
+    let exported = regression_events(&root);
+    let normalized = normalized(&exported);
 
     // What the prefilter lets through: candidates per event, and the rules let through
     // most often without matching.

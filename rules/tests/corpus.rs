@@ -6,15 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::corpus_root;
+
 fn yml_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            yml_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
-            out.push(p);
-        }
-    }
+    common::files(dir, &["yml", "yaml"], out);
 }
 
 /// Every SigmaHQ rule under `rules*/` must load. The 25 that use `expand` get their
@@ -190,13 +186,4 @@ fn sigmahq_regression_events_match() {
     }
     assert!(passed >= 149, "only {passed} regression cases present and passing");
     assert!(failed.is_empty(), "{} regression cases failed:\n{}", failed.len(), failed.join("\n"));
-}
-
-/// The SigmaHQ corpus: `$RAMPART_SIGMA_CORPUS`, or `shared/corpora/sigma` beside the
-/// repository (where CI and every developer machine have it).
-fn corpus_root() -> std::path::PathBuf {
-    match std::env::var_os("RAMPART_SIGMA_CORPUS") {
-        Some(p) => std::path::PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/sigma"),
-    }
 }

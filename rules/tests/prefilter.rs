@@ -7,30 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test-only helpers
 
-use rampart_core::{EventId, EventTime, Normalizer};
 use rampart_rules::detection::SelectionMatcher;
 use rampart_rules::matcher::{StrKind, ValueMatcher};
-use rampart_rules::{Pipeline, Pipelines, RuleKind, RuleMatcher};
-use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
+use rampart_rules::{RuleKind, RuleMatcher};
+use serde_json::Value;
 
-fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            files(&p, ext, out);
-        } else if p.extension().is_some_and(|x| x == ext) {
-            out.push(p);
-        }
-    }
-}
-
-fn corpus_root() -> PathBuf {
-    match std::env::var_os("RAMPART_SIGMA_CORPUS") {
-        Some(p) => PathBuf::from(p),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/sigma"),
-    }
-}
+mod common;
+use common::{corpus_root, load_windows_set, normalized, regression_events};
 
 /// A small deterministic generator (xorshift), so failures reproduce.
 struct Rng(u64);
@@ -51,34 +34,14 @@ impl Rng {
 fn prefiltered_matching_equals_brute_force_over_the_sigmahq_corpus() {
     let root = corpus_root();
     assert!(root.is_dir(), "SigmaHQ corpus missing at {}", root.display());
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && p.file_name().unwrap().to_string_lossy().starts_with("rules"))
-        .collect();
-    dirs.sort();
-    let vars = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sigmahq-placeholders.yml");
-    let mut list = Pipelines::resolve(&["windows-evtx"]).unwrap().list().to_vec();
-    list.push(Pipeline::placeholders("sigmahq-placeholders.yml", &std::fs::read_to_string(vars).unwrap()).unwrap());
-    let set = rampart_rules::load_paths_with(&dirs, &Pipelines::new(list)).unwrap_or_else(|d| panic!("{d}"));
+    let set = load_windows_set(&root);
     assert!(set.len() >= 3780, "{} rules", set.len());
     let m = RuleMatcher::new(&set);
     println!("{}", m.stats());
 
-    let mut jsons = Vec::new();
-    files(&root.join("regression_data"), "json", &mut jsons);
-    jsons.sort();
-    let exported: Vec<Map<String, Value>> = jsons
-        .iter()
-        .flat_map(|p| {
-            let text = std::fs::read_to_string(p).unwrap();
-            serde_json::Deserializer::from_str(&text).into_iter::<Value>().map(|v| v.unwrap().as_object().unwrap().clone()).collect::<Vec<_>>()
-        })
-        .collect();
+    let exported = regression_events(&root);
     assert!(exported.len() >= 149, "{} regression events", exported.len());
-    let norm = Normalizer::default();
-    let normalized: Vec<Map<String, Value>> =
-        exported.iter().enumerate().map(|(i, d)| norm.normalize_at(Value::Object(d.clone()), EventId(i as u128), EventTime(0)).unwrap().doc).collect();
+    let normalized = normalized(&exported);
 
     // The rules' own literals, by the last segment of the field they test: planted into
     // other events (exact, inside longer text, upper-cased), with the rules' channels and
