@@ -170,14 +170,11 @@ fn parse(line: &str) -> Option<Vec<(&'static str, Value)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use serde_json::{json, Map};
 
     fn run(summary: &str) -> Map<String, Value> {
-        let mut doc = json!({"summary": summary, "processname": "nginx", "category": "syslog", "tags": [], "details": {}}).as_object().cloned().unwrap();
-        let mut route = Route::default();
-        assert_eq!(AccessLogPlugin::new(AccessLogConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route }), Verdict::Keep);
-        doc
+        kept(&AccessLogPlugin::new(AccessLogConfig::default()), json!({"summary": summary, "processname": "nginx", "category": "syslog", "tags": [], "details": {}}))
     }
 
     #[test]

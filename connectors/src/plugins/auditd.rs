@@ -225,15 +225,11 @@ fn stamp(v: &str, out: &mut Map<String, Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use serde_json::json;
 
     fn run(summary: &str) -> Map<String, Value> {
-        let mut doc = json!({"summary": summary, "processname": "audispd", "category": "syslog", "tags": [], "details": {}}).as_object().cloned().unwrap();
-        let mut route = Route::default();
-        let v = AuditdPlugin::new(AuditdConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route });
-        assert_eq!(v, Verdict::Keep);
-        doc
+        kept(&AuditdPlugin::new(AuditdConfig::default()), json!({"summary": summary, "processname": "audispd", "category": "syslog", "tags": [], "details": {}}))
     }
 
     #[test]

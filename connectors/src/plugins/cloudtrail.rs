@@ -203,14 +203,11 @@ fn wrap_raw(d: &mut Map<String, Value>, path: &[String]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use serde_json::json;
 
     fn run(doc: Value) -> Map<String, Value> {
-        let mut doc = doc.as_object().cloned().unwrap();
-        let mut route = Route::default();
-        assert_eq!(CloudTrailPlugin::new(CloudTrailConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route }), Verdict::Keep);
-        doc
+        kept(&CloudTrailPlugin::new(CloudTrailConfig::default()), doc)
     }
 
     fn record() -> Value {

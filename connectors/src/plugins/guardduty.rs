@@ -162,7 +162,7 @@ fn derive(f: &mut Map<String, Value>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use rampart_core::{EventId, Normalizer};
     use serde_json::json;
 
@@ -186,10 +186,7 @@ mod tests {
     }
 
     fn run(doc: Value) -> Map<String, Value> {
-        let mut doc = doc.as_object().cloned().unwrap();
-        let mut route = Route::default();
-        assert_eq!(GuardDutyPlugin::new(GuardDutyConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route }), Verdict::Keep);
-        doc
+        kept(&GuardDutyPlugin::new(GuardDutyConfig::default()), doc)
     }
 
     #[test]

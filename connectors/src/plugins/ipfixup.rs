@@ -187,14 +187,11 @@ fn classify_v6(a: Ipv6Addr) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use serde_json::json;
 
     fn run(v: Value) -> Map<String, Value> {
-        let Value::Object(mut doc) = v else { unreachable!() };
-        let mut route = Route::default();
-        assert_eq!(IpFixup::new(IpFixupConfig { classify: true }).process(&mut PluginEvent { doc: &mut doc, route: &mut route }), Verdict::Keep);
-        doc
+        kept(&IpFixup::new(IpFixupConfig { classify: true }), v)
     }
 
     #[test]

@@ -98,3 +98,26 @@ impl PluginContext {
         PluginContext { lookups: Arc::new(Lookups::default()), metrics: Arc::new(Metrics::new()) }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Running one plugin on one document, for the plugins' unit tests.
+    use super::{Plugin, PluginEvent, Route, Verdict};
+    use serde_json::{Map, Value};
+
+    /// Runs `plugin` on `doc` (an object) with the default route; returns the verdict, the
+    /// document and the route as the plugin left them.
+    pub fn process(plugin: &dyn Plugin, doc: Value) -> (Verdict, Map<String, Value>, Route) {
+        let Value::Object(mut doc) = doc else { panic!("not an object: {doc}") };
+        let mut route = Route::default();
+        let verdict = plugin.process(&mut PluginEvent { doc: &mut doc, route: &mut route });
+        (verdict, doc, route)
+    }
+
+    /// As [`process`], requiring the plugin to keep the event; returns the document.
+    pub fn kept(plugin: &dyn Plugin, doc: Value) -> Map<String, Value> {
+        let (verdict, doc, _) = process(plugin, doc);
+        assert_eq!(verdict, Verdict::Keep);
+        doc
+    }
+}

@@ -268,16 +268,13 @@ fn closed(result: &str, rest: &str) -> Option<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugins::testing::process;
     use crate::plugins::Route;
     use serde_json::{json, Map};
 
     fn run(summary: &str) -> Map<String, Value> {
-        let mut doc = json!({"summary": summary, "processname": "sshd", "category": "syslog", "tags": [], "details": {"syslog": {"facility": "auth"}}})
-            .as_object()
-            .cloned()
-            .unwrap();
-        let mut route = Route::default();
-        let v = SshdPlugin::new(SshdConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route });
+        let doc = json!({"summary": summary, "processname": "sshd", "category": "syslog", "tags": [], "details": {"syslog": {"facility": "auth"}}});
+        let (v, doc, route) = process(&SshdPlugin::new(SshdConfig::default()), doc);
         assert_eq!(v, Verdict::Keep);
         assert_eq!(route, Route::default());
         doc

@@ -228,15 +228,11 @@ fn sudo_command(line: &str) -> Option<Parsed> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use serde_json::{json, Map};
 
     fn run(process: &str, summary: &str) -> Map<String, Value> {
-        let mut doc = json!({"summary": summary, "processname": process, "category": "syslog", "tags": [], "details": {}}).as_object().cloned().unwrap();
-        let mut route = Route::default();
-        let v = SuSudoPlugin::new(SuSudoConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route });
-        assert_eq!(v, Verdict::Keep);
-        doc
+        kept(&SuSudoPlugin::new(SuSudoConfig::default()), json!({"summary": summary, "processname": process, "category": "syslog", "tags": [], "details": {}}))
     }
 
     #[test]

@@ -127,16 +127,13 @@ fn summarize(kind: &str, d: &Map<String, Value>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use rampart_core::{EventId, Normalizer};
     use serde_json::json;
 
     fn run(record: Value) -> Map<String, Value> {
         let e = Normalizer::default().normalize(record, EventId(1)).unwrap();
-        let mut doc = e.doc.clone();
-        let mut route = Route::default();
-        assert_eq!(SuricataPlugin::new(SuricataConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route }), Verdict::Keep);
-        doc
+        kept(&SuricataPlugin::new(SuricataConfig::default()), Value::Object(e.doc))
     }
 
     #[test]

@@ -161,17 +161,14 @@ fn summarize(log: &str, d: &Map<String, Value>, message: &str, host: &str) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugins::Route;
+    use crate::plugins::testing::kept;
     use rampart_core::{EventId, Normalizer};
     use serde_json::json;
 
     /// As the pipeline hands it over: normalized first.
     fn run(record: Value) -> Map<String, Value> {
         let e = Normalizer::default().normalize(record, EventId(1)).unwrap();
-        let mut doc = e.doc.clone();
-        let mut route = Route::default();
-        assert_eq!(ZeekPlugin::new(ZeekConfig::default()).process(&mut PluginEvent { doc: &mut doc, route: &mut route }), Verdict::Keep);
-        doc
+        kept(&ZeekPlugin::new(ZeekConfig::default()), Value::Object(e.doc))
     }
 
     #[test]
