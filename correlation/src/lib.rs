@@ -12,18 +12,26 @@
 //!   key in a sliding window, same crossings.
 //! - [`absence`]: [`Absence::absence`], "A not followed by B within T" per key, fired by
 //!   event-time timers when the watermark passes the deadline.
+//! - [`deadman`]: [`Deadman::deadman`], "no events from X for T" per key, fired by
+//!   processing-time (wall clock) timers; stamped with the watermark when it fires.
 //! - [`aggregate`]: [`WindowedAggregate::windowed_aggregate`], the sum, mean or percentile
 //!   of numeric values per key in a sliding window, same crossings.
 //! - [`measure`]: [`Number`], [`Aggregate`] and [`Condition`], the plain data a slot's
 //!   measure and threshold are made of.
 //! - [`sequence`]: [`WindowedSequence::windowed_sequence`], how far an ordered list of
 //!   steps has progressed per key in a sliding window (Sigma's `temporal_ordered`).
+//! - [`follow`]: [`FollowSequences::follow_sequences`], Rampart's `sequence`: ordered
+//!   steps per key within a maximum span, cancelled by `until`, at most `steps - 1` partial
+//!   matches per key.
 //! - [`new_term`]: [`NewTerms::new_terms`], the first time a value (or combination) is
 //!   seen per group after a learning period; bounded memory, saved and restored.
 //! - [`spike`]: [`Spikes::spikes`], the count in the current window against the reference
 //!   window(s) before it, up or down by a ratio; saved and restored.
 //! - [`persist`]: [`Saved`] state, [`Keep`] (restore and save options) and the
 //!   [`Snapshots`] sink the stateful operators offer their state to.
+//! - [`session`]: [`SessionWindows::session_windows`], per-key activity sessions closed
+//!   by a quiet gap or a maximum length, reporting when a session's count, distinct count
+//!   or aggregate crosses its threshold (`window: session(gap)`).
 //! - [`suppress`]: [`Suppress::suppress`], final ordering of alert candidates on worker 0
 //!   and per-rule suppression of repeats.
 //! - `window` (private): the sliding window as delayed retraction and the crossing
@@ -32,11 +40,14 @@
 pub mod absence;
 pub mod aggregate;
 pub mod count;
+pub mod deadman;
 pub mod distinct;
+pub mod follow;
 pub mod measure;
 pub mod new_term;
 pub mod persist;
 pub mod sequence;
+pub mod session;
 pub mod spike;
 pub mod suppress;
 mod window;
@@ -44,11 +55,14 @@ mod window;
 pub use absence::Absence;
 pub use aggregate::WindowedAggregate;
 pub use count::WindowedCount;
+pub use deadman::Deadman;
 pub use distinct::WindowedDistinctCount;
+pub use follow::{FollowSequences, SequenceSpec, SequenceSpecs};
 pub use measure::{Aggregate, Cmp, Condition, Number};
 pub use new_term::{NewTerms, TermSpec, TermSpecs};
 pub use persist::{Keep, OnEvict, Part, Saved, Snapshots};
 pub use sequence::WindowedSequence;
+pub use session::SessionWindows;
 pub use spike::{Direction, SpikeSpec, SpikeSpecs, Spikes};
 pub use suppress::{Candidate, Candidates, Durations, Suppress};
 
@@ -88,14 +102,23 @@ pub enum Window {
     /// Fixed buckets `[k·w, (k+1)·w − 1]` aligned to the epoch: a record is in its own
     /// bucket's windows only, from its time to the bucket's last millisecond.
     Tumbling,
+    /// Activity sessions per key, computed by [`SessionWindows`] (not by the sliding and
+    /// tumbling operators): a record at most `gap_ms` after the previous one of its key
+    /// extends the session, as long as the session spans at most the spec's `window_ms`
+    /// (the maximum session length); any other record starts a new session.
+    Session {
+        /// The longest quiet time (ms, inclusive) that still continues a session.
+        gap_ms: u64,
+    },
 }
 
 /// How one slot's window behaves.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowSpec {
-    /// Sliding or tumbling.
+    /// Sliding, tumbling or session.
     pub window: Window,
-    /// Window length `w` in ms (for tumbling windows, the bucket size; at least 1).
+    /// Window length `w` in ms (for tumbling windows, the bucket size, at least 1; for
+    /// session windows, the maximum session length: last record − first record ≤ `w`).
     pub window_ms: u64,
     /// When the measure (count, distinct count or aggregate) of a non-empty window fires.
     pub condition: Condition,
@@ -107,9 +130,13 @@ pub struct WindowSpec {
 
 impl WindowSpec {
     /// The first time a record at `t` is no longer in the window.
+    ///
+    /// Used by the sliding and tumbling operators only; session specs go to
+    /// [`SessionWindows`]. For them this is the sliding answer over the maximum session
+    /// length, the longest a record can stay in any session.
     pub fn leaves(&self, t: Time) -> Time {
         match self.window {
-            Window::Sliding => t.saturating_add(self.window_ms).saturating_add(1),
+            Window::Sliding | Window::Session { .. } => t.saturating_add(self.window_ms).saturating_add(1),
             Window::Tumbling => {
                 let w = self.window_ms.max(1);
                 (t / w).saturating_add(1).saturating_mul(w)
@@ -118,9 +145,13 @@ impl WindowSpec {
     }
 
     /// The first instant of the window ending at `end`.
+    ///
+    /// Used by the sliding and tumbling operators only; for a session spec it is the
+    /// earliest start a session ending at `end` can have (the sliding answer). A session's
+    /// real start comes with its [`Crossing`].
     pub fn start(&self, end: Time) -> Time {
         match self.window {
-            Window::Sliding => end.saturating_sub(self.window_ms),
+            Window::Sliding | Window::Session { .. } => end.saturating_sub(self.window_ms),
             Window::Tumbling => {
                 let w = self.window_ms.max(1);
                 end / w * w
@@ -147,7 +178,8 @@ pub struct Crossing {
     pub key: GroupKey,
     /// The window end: the time of the crossing.
     pub time: Time,
-    /// The window start (inclusive): `time - w`, or the tumbling bucket's start.
+    /// The window start (inclusive): `time - w`, the tumbling bucket's start, or the
+    /// session's first record's time.
     pub window_start: Time,
     /// The measure at `time`.
     pub value: Number,
@@ -347,7 +379,8 @@ pub(crate) mod testkit {
             let spec = &specs[key.0 as usize];
             let in_window = |end: Time| -> Vec<&V> {
                 let inside = |t: Time| match spec.window {
-                    Window::Sliding => t <= end && t + spec.window_ms >= end,
+                    // Sessions have their own oracle (in `session`); here, as `leaves`.
+                    Window::Sliding | Window::Session { .. } => t <= end && t + spec.window_ms >= end,
                     Window::Tumbling => t <= end && t / spec.window_ms == end / spec.window_ms,
                 };
                 records.iter().filter(|((k, _), t)| k == key && inside(*t)).map(|((_, v), _)| v).collect()
@@ -364,7 +397,7 @@ pub(crate) mod testkit {
                         key: key.1.clone(),
                         time: end,
                         window_start: match spec.window {
-                            Window::Sliding => end.saturating_sub(spec.window_ms),
+                            Window::Sliding | Window::Session { .. } => end.saturating_sub(spec.window_ms),
                             Window::Tumbling => end / spec.window_ms * spec.window_ms,
                         },
                         value: Number::new(now.unwrap()).unwrap(),
