@@ -4,7 +4,7 @@
 use crate::plan::{Feed, KindPlan, Matcher, Measure, Plan, RulePlan, Renderer};
 use crate::{replay_plan, start_plan, Engine, EngineConfig, EngineError};
 use rampart_core::{Alert, Event, Metrics};
-use rampart_correlation::{Aggregate, Condition, Direction, SpikeSpec, TermSpec, Window};
+use rampart_correlation::{Aggregate, Condition, Direction, SequenceSpec, SpikeSpec, TermSpec, Window};
 use rampart_rules::{CorrelationType, RuleKind, RuleSet, SpikeDirection, Threshold, WindowKind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,12 +68,16 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
             for (step, &d) in c.rules.iter().enumerate() {
                 match rules.rules.get(d) {
                     Some(r) if d != i => {
-                        // With aliases, the entry whose reference (name or id) is this rule.
-                        let group_by = c
-                            .group_by_per_rule
-                            .iter()
-                            .find(|(reference, _)| *reference == r.id || r.name.as_deref() == Some(reference.as_str()))
-                            .map(|(_, fields)| fields.clone());
+                        let group_by = match c.kind {
+                            // A sequence's steps are positions, each with its own fields.
+                            CorrelationType::Sequence { .. } => c.group_by_per_rule.get(step).map(|(_, fields)| fields.clone()),
+                            // With aliases, the entry whose reference (name or id) is this rule.
+                            _ => c
+                                .group_by_per_rule
+                                .iter()
+                                .find(|(reference, _)| *reference == r.id || r.name.as_deref() == Some(reference.as_str()))
+                                .map(|(_, fields)| fields.clone()),
+                        };
                         feeds[d].push(Feed { slot: i as u32, step: step as u32, group_by });
                     }
                     _ => return Err(EngineError::Rule { rule: rule.id.clone(), reason: format!("references rule #{d}, which does not exist") }),
@@ -113,6 +117,8 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                         fields.clone(),
                         TermSpec { group_len: c.group_by.len(), learning_ms: ms(*learning), forget_ms: forget_after.map(ms), max_terms: *max_terms },
                     ),
+                    CorrelationType::Deadman => Measure::Deadman,
+                    CorrelationType::Sequence { steps, .. } => Measure::Follow(SequenceSpec { steps: *steps, maxspan_ms: ms(c.timespan), max_refs }),
                     CorrelationType::Spike(p) => Measure::Spike(SpikeSpec {
                         window_ms: ms(c.timespan).max(1),
                         reference_windows: p.reference_windows,
@@ -138,6 +144,7 @@ pub(crate) fn compile(rules: &Arc<RuleSet>, max_refs: usize) -> Result<Plan, Eng
                     window: match c.window {
                         WindowKind::Sliding => Window::Sliding,
                         WindowKind::Tumbling => Window::Tumbling,
+                        WindowKind::Session(gap) => Window::Session { gap_ms: ms(gap).max(1) },
                     },
                     window_ms: ms(c.timespan),
                     condition: condition(&c.threshold),
@@ -296,6 +303,46 @@ title: C\nid: c\ncorrelation:\n  type: temporal_ordered\n  rules: [b-id, a]\n  g
         // temporal_ordered (step 0), both level 1.
         assert_eq!(brief, vec![(0, false, vec![(3, 0), (4, 0)]), (1, true, vec![]), (1, true, vec![])]);
         assert_eq!(plan.levels, 2);
+    }
+
+    /// Deadman runs on the wall clock: a quiet source alerts once, after its silence, while
+    /// a source that keeps sending stays quiet until it stops.
+    #[test]
+    fn deadman_fires_for_a_quiet_source_only_after_its_silence() {
+        let text = "title: Syslog\nname: syslog\ndetection:\n  s:\n    details.result: log\n  condition: s\n---\n\
+title: Quiet host\nid: quiet\ncorrelation:\n  type: deadman\n  rules: syslog\n  group-by: [details.src]\n  timespan: 300ms\nsummary: '{{ details.src }} went quiet'\n";
+        let rules = Arc::new(rampart_rules::load_str("t.yml", text).unwrap_or_else(|d| panic!("{d}")));
+        let engine = start(rules, cfg(2, 0), Arc::new(Metrics::new())).unwrap();
+        let (handle, alerts) = (engine.handle(), engine.alerts());
+        let now = || EventTime::now().0;
+        let begin = std::time::Instant::now();
+        let mut id = 0;
+        let mut send = |src: &str| {
+            id += 1;
+            handle.send_blocking(vec![Arc::new(event(id, now(), "log", src, "u"))]).unwrap();
+            handle.advance_to(EventTime::now());
+        };
+        send("a");
+        let mut got: Vec<(String, std::time::Duration)> = Vec::new();
+        // b keeps talking for 1.2 s; a said one thing.
+        while begin.elapsed() < std::time::Duration::from_millis(1_200) {
+            send("b");
+            std::thread::sleep(std::time::Duration::from_millis(40));
+            got.extend(alerts.try_iter().map(|a| (a.summary, begin.elapsed())));
+        }
+        assert_eq!(got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), vec!["a went quiet"]);
+        assert!(got[0].1 >= std::time::Duration::from_millis(300), "fired after {:?}, before the silence was over", got[0].1);
+        // b stops: it fires once, after its own silence.
+        let stopped = std::time::Instant::now();
+        while got.len() < 2 && stopped.elapsed() < std::time::Duration::from_secs(5) {
+            engine.handle().advance_to(EventTime::now());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            got.extend(alerts.try_iter().map(|a| (a.summary, begin.elapsed())));
+        }
+        assert_eq!(got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(), vec!["a went quiet", "b went quiet"]);
+        assert!(stopped.elapsed() >= std::time::Duration::from_millis(250), "b fired {:?} after it stopped", stopped.elapsed());
+        let report = engine.shutdown().unwrap();
+        assert_eq!(report.alerts, 2);
     }
 
     /// A pipeline renames a correlation's group-by field: the plan reads the mapped path,

@@ -8,6 +8,9 @@
 //!             ├─ (slot, group) → number ── WindowedAggregate ─────────┤
 //!             ├─ (slot, group) → step   ── WindowedSequence ──────────┤
 //!             ├─ (slot, group) → step   ── Absence ───────────────────┤
+//!             ├─ (slot, step key) → step ── FollowSequences ──────────┤
+//!             ├─ session slots: event / value / number ── SessionWindows (×3) ─┤
+//!             ├─ (slot, group) → event  ── Deadman (processing time) ─┤
 //!             ├─ (slot, group ++ term)  ── NewTerms (state kept) ─────┤
 //!             └─ (slot, group) → event  ── Spikes (state kept) ───────┤
 //!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
@@ -25,8 +28,8 @@ use crate::state::WorkerKeep;
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
 use rampart_correlation::{
-    Absence, Candidate, Candidates, Contribution, Crossing, Crossings, Key, NewTerms, Number, Slot, Spikes, Suppress, WindowedAggregate, WindowedCount,
-    WindowedDistinctCount, WindowedSequence,
+    Absence, Candidate, Candidates, Contribution, Crossing, Crossings, Deadman, FollowSequences, Key, NewTerms, Number, SessionWindows, Slot, Spikes, Suppress,
+    Window, WindowedAggregate, WindowedCount, WindowedDistinctCount, WindowedSequence,
 };
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
@@ -72,6 +75,8 @@ enum Routed {
     Absent((Key, (u32, Contribution))),
     Term((Key, Contribution)),
     Spike((Key, Contribution)),
+    Follow((Key, (u32, Contribution))),
+    Deadman((Key, Contribution)),
 }
 
 impl Routed {
@@ -83,8 +88,8 @@ impl Routed {
             Routed::Distinct((k, _)) => Some(k.0),
             Routed::Numeric((k, _)) => Some(k.0),
             Routed::Step((k, _)) => Some(k.0),
-            Routed::Absent((k, _)) => Some(k.0),
-            Routed::Term((k, _)) | Routed::Spike((k, _)) => Some(k.0),
+            Routed::Absent((k, _)) | Routed::Follow((k, _)) => Some(k.0),
+            Routed::Term((k, _)) | Routed::Spike((k, _)) | Routed::Deadman((k, _)) => Some(k.0),
         }
     }
 }
@@ -99,10 +104,16 @@ fn correlate<'s>(routed: RoutedStream<'s>, plan: &Plan, keep: &WorkerKeep, level
     let specs = &plan.specs;
     let name = |n: &str| if level == 0 { n.to_string() } else { format!("{n}[{level}]") };
     // One pass sends each record to its chain (a cloned stream would copy every record
-    // to all seven chains and have each throw six of seven away).
+    // to all twelve chains and have each throw eleven of twelve away). Counts, distinct
+    // counts and aggregates of slots with session windows go to their session chains.
+    let sessions = plan.specs.clone();
+    let session = move |k: &Key| sessions.get(k.0 as usize).is_some_and(|s| matches!(s.window, Window::Session { .. }));
     let mut parts = routed
-        .partition(7, |(r, t, d)| {
-            let part = match r {
+        .partition(12, move |(r, t, d)| {
+            let part = match &r {
+                Routed::Count((k, _)) if session(k) => 8,
+                Routed::Distinct((k, _)) if session(k) => 9,
+                Routed::Numeric((k, _)) if session(k) => 10,
                 Routed::Count(_) | Routed::Alert(_) => 0,
                 Routed::Distinct(_) => 1,
                 Routed::Numeric(_) => 2,
@@ -110,11 +121,13 @@ fn correlate<'s>(routed: RoutedStream<'s>, plan: &Plan, keep: &WorkerKeep, level
                 Routed::Absent(_) => 4,
                 Routed::Term(_) => 5,
                 Routed::Spike(_) => 6,
+                Routed::Follow(_) => 7,
+                Routed::Deadman(_) => 11,
             };
             (part, (r, t, d))
         })
         .into_iter();
-    let mut next = || parts.next().unwrap_or_else(|| unreachable!("partition gives seven streams"));
+    let mut next = || parts.next().unwrap_or_else(|| unreachable!("partition gives twelve streams"));
     let counted = next()
         .flat_map(|(r, t, d)| match r {
             Routed::Count(x) => Some((x, t, d)),
@@ -164,7 +177,53 @@ fn correlate<'s>(routed: RoutedStream<'s>, plan: &Plan, keep: &WorkerKeep, level
         })
         .as_collection()
         .spikes_core(&name("Spikes"), &plan.spikes, keep.for_operator(plan, level, false));
-    counted.concat(distinct).concat(aggregated).concat(sequenced).concat(absent).concat(terms).concat(spikes)
+    let followed = next()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Follow(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .follow_sequences_core(&name("FollowSequences"), &plan.sequences);
+    let session_counted = next()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Count(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .session_windows_core(&name("SessionCount"), specs);
+    let session_distinct = next()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Distinct(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .session_windows_core(&name("SessionDistinctCount"), specs);
+    let session_aggregated = next()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Numeric(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .session_windows_core(&name("SessionAggregate"), specs);
+    let silent = next()
+        .flat_map(|(r, t, d)| match r {
+            Routed::Deadman(x) => Some((x, t, d)),
+            _ => None,
+        })
+        .as_collection()
+        .deadman_core(&name("Deadman"), specs);
+    counted
+        .concat(distinct)
+        .concat(aggregated)
+        .concat(sequenced)
+        .concat(absent)
+        .concat(terms)
+        .concat(spikes)
+        .concat(followed)
+        .concat(session_counted)
+        .concat(session_distinct)
+        .concat(session_aggregated)
+        .concat(silent)
 }
 
 /// Builds the dataflow in `scope` and returns its input.
@@ -332,6 +391,8 @@ fn feed_record(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn
         Measure::Sequence => give(Routed::Step((key, (feed.step, contribution)))),
         Measure::Absence => give(Routed::Absent((key, (feed.step, contribution)))),
         Measure::Spike(_) => give(Routed::Spike((key, contribution))),
+        Measure::Follow(_) => give(Routed::Follow((key, (feed.step, contribution)))),
+        Measure::Deadman => give(Routed::Deadman((key, contribution))),
         Measure::NewTerm(terms, _) => {
             for f in terms {
                 match get(f) {

@@ -7,7 +7,7 @@
 //! hand-made rules.
 
 use rampart_core::{Event, FieldPath};
-use rampart_correlation::{Aggregate, Condition, Durations, SpikeSpec, SpikeSpecs, Specs, TermSpec, TermSpecs, Window, WindowSpec};
+use rampart_correlation::{Aggregate, Condition, Durations, SequenceSpec, SequenceSpecs, SpikeSpec, SpikeSpecs, Specs, TermSpec, TermSpecs, Window, WindowSpec};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -107,6 +107,11 @@ pub(crate) enum Measure {
     NewTerm(Vec<FieldPath>, TermSpec),
     /// `spike`.
     Spike(SpikeSpec),
+    /// Rampart's `sequence`: ordered steps (feeds' `step`), the last feed being `until`
+    /// when there is one.
+    Follow(SequenceSpec),
+    /// Rampart's `deadman`: the window is the silence, in processing time.
+    Deadman,
 }
 
 impl KindPlan {
@@ -132,6 +137,8 @@ pub(crate) struct Plan {
     pub terms: TermSpecs,
     /// spike specs by slot.
     pub spikes: SpikeSpecs,
+    /// sequence specs by slot.
+    pub sequences: SequenceSpecs,
     /// Which detections an event matches, all at once; without it, each detection's
     /// `matcher` is asked in turn (hand-made plans in tests).
     pub select: Option<Selector>,
@@ -150,7 +157,7 @@ impl Plan {
                     condition: condition.clone(),
                     aggregate: match measure {
                         Measure::Numeric(_, a) => *a,
-                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence | Measure::Absence | Measure::NewTerm(..) | Measure::Spike(_) => Aggregate::Sum,
+                        Measure::Events | Measure::Distinct(_) | Measure::Rules | Measure::Sequence | Measure::Absence | Measure::NewTerm(..) | Measure::Spike(_) | Measure::Follow(_) | Measure::Deadman => Aggregate::Sum,
                     },
                     max_refs,
                 },
@@ -181,7 +188,24 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        Plan { rules, detections, specs: Arc::new(specs), durations: Arc::new(durations), levels, terms: Arc::new(terms), spikes: Arc::new(spikes), select: None }
+        let sequences = rules
+            .iter()
+            .map(|r| match &r.kind {
+                KindPlan::Correlation { measure: Measure::Follow(spec), .. } => Some(spec.clone()),
+                _ => None,
+            })
+            .collect();
+        Plan {
+            rules,
+            detections,
+            specs: Arc::new(specs),
+            durations: Arc::new(durations),
+            levels,
+            terms: Arc::new(terms),
+            spikes: Arc::new(spikes),
+            sequences: Arc::new(sequences),
+            select: None,
+        }
     }
 }
 

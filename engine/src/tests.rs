@@ -63,6 +63,8 @@ fn correlation_when(id: &str, measure: Measure, window_ms: u64, condition: Condi
         Measure::Absence => "absence",
         Measure::NewTerm(..) => "new_term",
         Measure::Spike(_) => "spike",
+        Measure::Follow(_) => "sequence",
+        Measure::Deadman => "deadman",
     };
     let kind =
         KindPlan::Correlation {

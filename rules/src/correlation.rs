@@ -67,6 +67,19 @@ pub enum CorrelationType {
     /// Rampart's `spike`: the count in the current window (`timespan`) against the
     /// reference window(s) before it.
     Spike(SpikeParams),
+    /// Rampart's `sequence`: `steps` referenced rules (or inline detections) matched in
+    /// order by events of one key within `timespan` (its `maxspan`), each step keyed by its
+    /// own fields (`group_by_per_rule`, one entry per step); with `until`, one more
+    /// reference whose events cancel the key's partial matches (see [`crate::sequence`]).
+    Sequence {
+        /// How many steps (the first `steps` of the correlation's `rules`).
+        steps: u32,
+        /// Whether the last of `rules` is the `until` rule.
+        until: bool,
+    },
+    /// Rampart's `deadman`: a group that had events of the referenced rules has had none
+    /// for `timespan` of processing time (wall clock); fired by a timer.
+    Deadman,
 }
 
 /// Which way a `spike` goes.
@@ -113,6 +126,8 @@ impl CorrelationType {
             CorrelationType::ValuePercentile { .. } => "value_percentile",
             CorrelationType::NewTerm { .. } => "new_term",
             CorrelationType::Spike(_) => "spike",
+            CorrelationType::Sequence { .. } => "sequence",
+            CorrelationType::Deadman => "deadman",
         }
     }
 
@@ -126,7 +141,7 @@ impl CorrelationType {
             | CorrelationType::ValueMedian { field }
             | CorrelationType::ValuePercentile { field, .. } => vec![field],
             CorrelationType::NewTerm { fields, .. } => fields.iter_mut().collect(),
-            CorrelationType::EventCount | CorrelationType::Temporal | CorrelationType::TemporalOrdered | CorrelationType::Absence | CorrelationType::Spike(_) => Vec::new(),
+            CorrelationType::EventCount | CorrelationType::Temporal | CorrelationType::TemporalOrdered | CorrelationType::Absence | CorrelationType::Spike(_) | CorrelationType::Sequence { .. } | CorrelationType::Deadman => Vec::new(),
         }
     }
 
@@ -145,6 +160,9 @@ pub enum WindowKind {
     Sliding,
     /// Fixed buckets of `timespan` aligned to the Unix epoch.
     Tumbling,
+    /// A group's events at most `gap` apart form one session, at most `timespan` long;
+    /// the measure is over the session so far (`window: session(5m)`).
+    Session(Duration),
 }
 
 /// One comparison of a threshold (the same type the correlation operators test).
@@ -234,15 +252,17 @@ pub(crate) struct Pending {
     pub window: WindowKind,
     pub threshold: Threshold,
     pub generate: bool,
+    /// A sequence's inline detections, loaded as rules of their own.
+    pub inline: Vec<crate::sequence::Inline>,
 }
 
-const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases", "window", "fields", "learning", "forget_after", "max_terms", "reference_windows"];
+const KEYS: &[&str] = &["type", "rules", "group-by", "timespan", "condition", "generate", "aliases", "window", "fields", "learning", "forget_after", "max_terms", "reference_windows", "steps", "until", "maxspan"];
 
 /// Supported `type`s.
-const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered", "absence", "new_term", "spike"];
+const TYPES: &[&str] = &["event_count", "value_count", "value_sum", "value_avg", "value_percentile", "value_median", "temporal", "temporal_ordered", "absence", "new_term", "spike", "sequence", "deadman"];
 
 /// Parses `correlation:`; every problem goes to `sink`.
-pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Option<Pending> {
+pub(crate) fn parse(node: &Node, key_at: (usize, usize), ctx: &crate::sequence::Context<'_>, sink: &mut Sink) -> Option<Pending> {
     let Some(map) = node.as_mapping() else {
         sink.error("R201", key_at, "correlation", format!("`correlation` must be a mapping, found {}", kind_name(node)));
         return None;
@@ -276,6 +296,18 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
             None
         }
     };
+    // Rampart's sequence has its own shape (`steps`, `until`, `maxspan`).
+    match ty.as_ref().map(|t| t.0.as_str()) {
+        Some("sequence") => return crate::sequence::parse(map, key_at, ctx, sink),
+        Some(t) => {
+            for key in crate::sequence::KEYS {
+                if let Some(at) = crate::yaml::key_pos(map, key) {
+                    sink.error_hint("R201", at, &format!("correlation.{key}"), format!("`{key}` is a key of `type: sequence`, not of {t}"), "remove it");
+                }
+            }
+        }
+        None => {}
+    }
     // rules
     let mut refs = Vec::new();
     match map.get_node("rules") {
@@ -348,6 +380,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     // condition
     let temporal = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("temporal" | "temporal_ordered"));
     let absence = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("absence"));
+    let deadman = matches!(ty.as_ref().map(|t| t.0.as_str()), Some("deadman"));
     let counts = temporal || matches!(ty.as_ref().map(|t| t.0.as_str()), Some("event_count" | "value_count"));
     let mut field = None;
     let mut percentile: Option<(u8, (usize, usize))> = None;
@@ -359,6 +392,10 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
         _ if stateful.is_some() => {}
         Some(c) if absence => {
             sink.error_hint("R201", pos(c), "correlation.condition", "`absence` takes no `condition`", "it fires when the second rule does not follow the first within `timespan`");
+            cond_ok = false;
+        }
+        Some(c) if deadman => {
+            sink.error_hint("R201", pos(c), "correlation.condition", "`deadman` takes no `condition`", "it fires when a group has had no events for `timespan`");
             cond_ok = false;
         }
         Some(Node::Mapping(cm)) => {
@@ -441,6 +478,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
         }
         // temporal types default to "all of them", below; absence has no threshold.
         None if temporal => {}
+        None if deadman => threshold.ops.push((ThresholdOp::Gte, 1.0)),
         None if absence => {
             threshold.ops.push((ThresholdOp::Gte, 1.0));
             if refs.len() != 2 {
@@ -479,12 +517,13 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
                     None
                 }
                 ("event_count", None) => Some(CorrelationType::EventCount),
-                ("temporal" | "temporal_ordered" | "absence", Some((_, at))) => {
+                ("temporal" | "temporal_ordered" | "absence" | "deadman", Some((_, at))) => {
                     sink.error_hint("R201", at, "correlation.condition.field", format!("`field` is not used by {t}"), "remove it");
                     None
                 }
                 ("temporal", None) => Some(CorrelationType::Temporal),
                 ("absence", None) => Some(CorrelationType::Absence),
+                ("deadman", None) => Some(CorrelationType::Deadman),
                 ("temporal_ordered", None) => Some(CorrelationType::TemporalOrdered),
                 // A `field` or `percentile` with an error was reported already.
                 (_, None) if !cond_ok => None,
@@ -522,21 +561,65 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), sink: &mut Sink) -> Opt
     let group_by_per_rule = aliases(map, &refs, &group_by, sink);
     let window = match map.get_node("window") {
         None => WindowKind::Sliding,
-        Some(Node::Scalar(w)) if w.as_str() == "sliding" => WindowKind::Sliding,
-        Some(Node::Scalar(w)) if w.as_str() == "tumbling" => WindowKind::Tumbling,
-        Some(Node::Scalar(w)) if w.as_str().starts_with("session") => {
-            sink.error_hint("R208", spos(w), "correlation.window", "session windows are not supported yet", "use sliding or tumbling");
+        Some(w) if deadman => {
+            sink.error_hint("R208", pos(w), "correlation.window", "`deadman` has no window", "`timespan` is the silence that fires it");
             WindowKind::Sliding
         }
+        Some(Node::Scalar(w)) if w.as_str() == "sliding" => WindowKind::Sliding,
+        Some(Node::Scalar(w)) if w.as_str() == "tumbling" => WindowKind::Tumbling,
+        Some(Node::Scalar(w)) if w.as_str().starts_with("session") => session(w, kind.as_ref(), timespan, sink),
         Some(other) => {
-            sink.error_hint("R208", pos(other), "correlation.window", "`window` must be sliding or tumbling", "e.g. `window: tumbling`");
+            sink.error_hint("R208", pos(other), "correlation.window", "`window` must be sliding, tumbling or session(gap)", "e.g. `window: tumbling`");
             WindowKind::Sliding
         }
     };
     if !cond_ok {
         return None;
     }
-    Some(Pending { kind: kind?, refs, group_by, group_by_at, group_by_per_rule, field_at, fields_at, timespan: timespan?, window, threshold, generate })
+    Some(Pending { kind: kind?, refs, group_by, group_by_at, group_by_per_rule, field_at, fields_at, timespan: timespan?, window, threshold, generate, inline: Vec::new() })
+}
+
+/// `window: session(gap)`: only for the counts and value aggregates; `gap` is a duration
+/// longer than zero and at most `timespan` (the longest a session may last).
+fn session(w: &marked_yaml::types::MarkedScalarNode, kind: Option<&CorrelationType>, timespan: Option<Duration>, sink: &mut Sink) -> WindowKind {
+    let text = w.as_str().trim();
+    let inner = text.strip_prefix("session").map(str::trim).and_then(|r| r.strip_prefix('(')).and_then(|r| r.strip_suffix(')'));
+    let Some(inner) = inner else {
+        sink.error_hint("R208", spos(w), "correlation.window", format!("`{text}` is not a session window"), "write the gap in parentheses: `session(5m)`");
+        return WindowKind::Sliding;
+    };
+    let gap = match rampart_core::time::parse_duration(inner.trim()) {
+        Ok(d) if !d.is_zero() => d,
+        Ok(_) => {
+            sink.error_hint("R208", spos(w), "correlation.window", "a session gap must be longer than zero", "e.g. `session(5m)`");
+            return WindowKind::Sliding;
+        }
+        Err(e) => {
+            sink.error_hint("R208", spos(w), "correlation.window", format!("session gap: {e}"), "e.g. `session(5m)`");
+            return WindowKind::Sliding;
+        }
+    };
+    let fits = matches!(
+        kind,
+        None | Some(
+            CorrelationType::EventCount
+                | CorrelationType::ValueCount { .. }
+                | CorrelationType::ValueSum { .. }
+                | CorrelationType::ValueAvg { .. }
+                | CorrelationType::ValueMedian { .. }
+                | CorrelationType::ValuePercentile { .. }
+                | CorrelationType::Temporal
+        )
+    );
+    if !fits {
+        let name = kind.map_or("this type", CorrelationType::name);
+        sink.error_hint("R208", spos(w), "correlation.window", format!("{name} has no session windows"), "session windows apply to event_count, value_count, temporal and the value aggregates");
+        return WindowKind::Sliding;
+    }
+    if timespan.is_some_and(|t| gap > t) {
+        sink.error_hint("R208", spos(w), "correlation.window", "the session gap is longer than `timespan`", "`timespan` is the longest a session may last: make it at least the gap");
+    }
+    WindowKind::Session(gap)
 }
 
 /// Renames what a correlation reads from each referenced detection's events by the
@@ -559,8 +642,10 @@ pub(crate) fn apply_pipelines(p: &mut Pending, logsources: &[Option<LogSource>],
     };
     let mut per_rule = Vec::with_capacity(p.refs.len());
     let mut changed = false;
-    for ((r, _, _), ls) in p.refs.iter().zip(logsources) {
-        let base = p.group_by_per_rule.iter().find(|(x, _)| x == r).map_or(&p.group_by, |(_, f)| f);
+    // `group_by_per_rule`, when set, has one entry per reference, in order (a sequence may
+    // reference one rule at two steps with different fields).
+    for (ri, ((r, _, _), ls)) in p.refs.iter().zip(logsources).enumerate() {
+        let base = p.group_by_per_rule.get(ri).map_or(&p.group_by, |(_, f)| f);
         let mut fields = Vec::with_capacity(base.len());
         for (gi, f) in base.iter().enumerate() {
             let paths = ls.as_ref().map_or_else(|| vec![f.clone()], |ls| pipelines.rename(ls, f));
@@ -853,8 +938,15 @@ mod tests {
         assert_eq!(c.window, WindowKind::Sliding);
         let c = corr(&format!("{}    gte: 2\n  window: tumbling\n", head("event_count")));
         assert_eq!(c.window, WindowKind::Tumbling);
-        let e = errs(&format!("{}    gte: 2\n  window: session(5m)\n", head("event_count")));
+        let c = corr(&format!("{}    gte: 2\n  window: session(30s)\n", head("event_count")));
+        assert_eq!(c.window, WindowKind::Session(Duration::from_secs(30)));
+        let e = errs(&format!("{}    gte: 2\n  window: session(5h)\n", head("event_count")));
         assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
+        assert!(e[0].message.contains("longer than `timespan`"), "{}", e[0].message);
+        let e = errs(&format!("{}    gte: 2\n  window: session 5m\n", head("event_count")));
+        assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
+        let e = errs(&format!("{}    gte: 2\n  window: session(0s)\n", head("event_count")));
+        assert_eq!(e[0].code, "R208");
         let e = errs(&format!("{}    gte: 2\n  window: hopping\n", head("event_count")));
         assert_eq!((e[0].code, e[0].line, e[0].column), ("R208", 17, 11));
     }
@@ -867,6 +959,22 @@ mod tests {
         assert_eq!((e[0].code, e[0].key_path.as_str()), ("R201", "correlation.rules"));
         let e = two("  type: absence\n  rules: [conn, err-id]\n  timespan: 5m\n  condition: {gte: 1}\n").unwrap_err();
         assert_eq!((e[0].code, e[0].line, e[0].column), ("R201", 21, 15));
+    }
+
+    #[test]
+    fn deadman_takes_a_silence_and_no_condition_or_window() {
+        let c = two("  type: deadman\n  rules: [conn, err-id]\n  group-by: [host]\n  timespan: 15m\n").unwrap();
+        assert_eq!((c.kind, c.rules, c.timespan), (CorrelationType::Deadman, vec![0, 1], Duration::from_secs(900)));
+        let e = two("  type: deadman\n  rules: [conn]\n  timespan: 5m\n  condition: {gte: 1}\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].key_path.as_str()), ("R201", "correlation.condition"));
+        let e = two("  type: deadman\n  rules: [conn]\n  timespan: 5m\n  window: tumbling\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].key_path.as_str()), ("R208", "correlation.window"));
+        let e = two("  type: deadman\n  rules: [conn]\n").unwrap_err();
+        assert!(e[0].message.contains("timespan"), "{}", e[0].message);
+        // Session windows only where a session's measure means something.
+        let e = two("  type: absence\n  rules: [conn, err-id]\n  timespan: 5m\n  window: session(1m)\n").unwrap_err();
+        assert_eq!((e[0].code, e[0].key_path.as_str()), ("R208", "correlation.window"));
+        assert!(e[0].message.contains("absence has no session windows"), "{}", e[0].message);
     }
 
     /// Two detections with their own logsources, a correlation over them, and the pipeline.

@@ -3,7 +3,7 @@
 //! Rules are a superset of Sigma (spec v2): detection rules with selections, modifiers and a
 //! condition; correlation rules (`event_count`, `value_count`, `value_sum`, `value_avg`,
 //! `value_percentile`, `value_median`, `temporal`, `temporal_ordered`, with `aliases` and
-//! chains; Rampart's `absence`, `new_term`, `spike` and tumbling windows); plus Rampart's `summary`, `severity`,
+//! chains; Rampart's `absence`, `new_term`, `spike`, `sequence` and tumbling windows); plus Rampart's `summary`, `severity`,
 //! `category`, `suppress` and in-file `tests`. Loading is parse → validate → compile to
 //! plain data; nothing here knows about dataflows, so `rampart rules validate`
 //! runs in milliseconds and the plan is tested as data.
@@ -18,6 +18,7 @@
 //! - [`condition`]: the condition language (`sel and not 1 of filter_*`).
 //! - [`correlation`]: [`Correlation`] plans and [`Threshold`]s.
 //! - [`stateful`]: the keys of Rampart's `new_term` and `spike` correlations.
+//! - [`sequence`]: Rampart's `sequence` correlation: steps, per-step keys, inline detections.
 //! - [`template`]: [`Template`], alert summaries with `{{ field }}` placeholders.
 //! - [`error`]: [`Diagnostic`]s with file, line, column, rule id, key path, code and hint.
 //!
@@ -49,7 +50,7 @@
 //! R113 Sigma v1 aggregation, R114 `expand` placeholder without configured values,
 //! R200 unsupported correlation type, R201 correlation shape, R202 unknown rule reference,
 //! R203 correlation cycle, R204 threshold (not a number, two bounds on one side, never
-//! met), R205 timespan, R206 `percentile`, R207 `aliases`, R208 `window`, R209 correlation field a pipeline cannot map to one path, R300 template
+//! met), R205 timespan, R206 `percentile`, R207 `aliases`, R208 `window`, R209 correlation field a pipeline cannot map to one path, R210 `sequence` shape (steps, `by`, `until`, `maxspan`), R300 template
 //! syntax, R301 template placeholder not allowed, R400 `tests` shape. Pipeline files: P001
 //! pipeline shape, P002 unknown key, P003 unknown transformation type, P004 transformation
 //! shape, P005 rule/field-name condition, P006 unknown pipeline (not a built-in, unreadable
@@ -62,6 +63,7 @@ pub mod error;
 mod load;
 pub mod matcher;
 pub mod pipeline;
+pub mod sequence;
 pub mod stateful;
 pub mod prefilter;
 pub mod template;

@@ -145,7 +145,26 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
             let parsed = parse_rule(&node, file, di, doc.line, pipelines, sink);
             let after = sink.diags.iter().filter(|d| d.severity == Severity::Error).count();
             match parsed {
-                Some(c) if after == before => cands.push(Candidate { file: fi, ..c }),
+                Some(mut c) if after == before => {
+                    // A sequence's inline detections are rules of their own (they never
+                    // alert: only the sequence references them).
+                    let inline = c.pending.as_mut().map(|p| std::mem::take(&mut p.inline)).unwrap_or_default();
+                    let mut extra = Vec::with_capacity(inline.len());
+                    for (id, det) in inline {
+                        let mut rule = c.rule.clone();
+                        rule.title = format!("{} ({})", c.rule.title, id.rsplit('#').next().unwrap_or("step"));
+                        rule.id = id;
+                        rule.name = None;
+                        rule.tests = Vec::new();
+                        rule.group_by = Vec::new();
+                        rule.read_group_by = Vec::new();
+                        rule.category = "detection".to_string();
+                        rule.kind = RuleKind::Detection(det);
+                        extra.push(Candidate { rule, pending: None, name_at: c.name_at, id_at: c.id_at, file: fi });
+                    }
+                    cands.push(Candidate { file: fi, ..c });
+                    cands.extend(extra);
+                }
                 Some(c) => {
                     let at = (fi, doc.line, format!("{file}:{}", doc.line));
                     broken.entry(c.rule.id.clone()).or_insert_with(|| at.clone());
@@ -205,7 +224,8 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
                 // A detection, or a correlation (a chain; cycles are refused below).
                 Some(&t) if !dup[t] => {
                     if let Some(&f) = final_index.get(&t) {
-                        if !idx.contains(&f) {
+                        // A sequence's steps are positions: one rule may be two steps.
+                        if !idx.contains(&f) || matches!(p.kind, crate::CorrelationType::Sequence { .. }) {
                             idx.push(f);
                         }
                     }
@@ -454,7 +474,10 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
             pipelines.apply(&mut d);
             Body::Detection(d)
         }),
-        (None, Some(c)) => correlation::parse(c, yaml::key_pos(map, "correlation").unwrap_or(at_doc), sink).map(Body::Correlation),
+        (None, Some(c)) => {
+            let ctx = crate::sequence::Context { rule_id: &rule_id, logsource: &logsource, pipelines };
+            correlation::parse(c, yaml::key_pos(map, "correlation").unwrap_or(at_doc), &ctx, sink).map(Body::Correlation)
+        }
         // A misspelt section was already reported; "neither" would only repeat it.
         (None, None) if misspelt_section => None,
         (None, None) => {
@@ -605,7 +628,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
     })
 }
 
-fn parse_logsource(map: &MarkedMappingNode, sink: &mut Sink) -> LogSource {
+pub(crate) fn parse_logsource(map: &MarkedMappingNode, sink: &mut Sink) -> LogSource {
     let mut ls = LogSource::default();
     match map.get_node("logsource") {
         None => {}
