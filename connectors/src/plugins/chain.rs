@@ -120,6 +120,11 @@ struct TermIndex {
     /// without lower-casing).
     min_len: usize,
     max_len: usize,
+    /// Which byte lengths (below 128) and which lower-cased first bytes the terms have: an
+    /// ASCII string failing either cannot be a term, so most keys and values are rejected
+    /// without being copied, lower-cased and hashed (that was most of the chain's own cost).
+    lens: u128,
+    firsts: [bool; 256],
 }
 
 /// The ordered plugin chain. Cheap to share (`Arc<Chain>`): running it takes `&self`.
@@ -145,7 +150,7 @@ impl Chain {
             tracing::error!("plugins: {} plugins configured, at most {MAX_PLUGINS} run; the rest are ignored", plugins.len());
             plugins.truncate(MAX_PLUGINS);
         }
-        let mut index = TermIndex { terms: TermMap::default(), always: 0, min_len: usize::MAX, max_len: 0 };
+        let mut index = TermIndex { terms: TermMap::default(), always: 0, min_len: usize::MAX, max_len: 0, lens: 0, firsts: [false; 256] };
         for (i, p) in plugins.iter().enumerate() {
             let bit: Mask = 1 << i;
             for t in &p.terms {
@@ -156,6 +161,12 @@ impl Chain {
                 let lower = t.to_lowercase();
                 index.min_len = index.min_len.min(lower.len());
                 index.max_len = index.max_len.max(lower.len());
+                // A long term lets every length through; a term that is not ASCII can only
+                // equal a string that is not ASCII either, which skips this filter.
+                index.lens |= if lower.len() < 128 { 1 << lower.len() } else { u128::MAX };
+                if let Some(b) = lower.as_bytes().first() {
+                    index.firsts[usize::from(*b)] = true;
+                }
                 *index.terms.entry(lower.into_boxed_str()).or_insert(0) |= bit;
             }
         }
@@ -208,14 +219,15 @@ impl Chain {
         if mask != full {
             self.index.scan(&event.doc, full & !mask, &mut mask, &mut buf);
         }
-        let mut ran: Vec<&str> = Vec::new();
+        // Which plugins ran: they run in slot order, so the bits give the order too.
+        let mut ran: Mask = 0;
         for (i, slot) in self.slots.iter().enumerate() {
             let bit: Mask = 1 << i;
             if mask & bit == 0 {
                 continue;
             }
             slot.runs.fetch_add(1, Ordering::Relaxed);
-            ran.push(&slot.reg.name);
+            ran |= bit;
             let verdict = catch_unwind(AssertUnwindSafe(|| slot.reg.plugin.process(&mut PluginEvent { doc: &mut event.doc, route: &mut event.route })));
             match verdict {
                 Ok(Verdict::Keep) => {}
@@ -238,8 +250,9 @@ impl Chain {
                 self.index.scan(&event.doc, later, &mut mask, &mut buf);
             }
         }
-        if !ran.is_empty() {
-            record_plugins(&mut event.doc, &ran);
+        if ran != 0 {
+            let names = self.slots.iter().enumerate().filter(|(i, _)| ran & (1 << i) != 0).map(|(_, s)| s.reg.name.as_str());
+            record_plugins(&mut event.doc, names);
         }
         ChainOutcome::Keep
     }
@@ -253,8 +266,8 @@ pub fn valid_route_index(s: &str) -> bool {
 
 /// Appends the names to the document's `plugins` list (created if absent; a non-list value
 /// there is replaced).
-fn record_plugins(doc: &mut Map<String, Value>, ran: &[&str]) {
-    let names = ran.iter().map(|n| Value::String((*n).to_string()));
+fn record_plugins<'a>(doc: &mut Map<String, Value>, ran: impl Iterator<Item = &'a str>) {
+    let names = ran.map(|n| Value::String(n.to_string()));
     match doc.get_mut(PLUGINS_FIELD) {
         Some(Value::Array(list)) => list.extend(names),
         _ => {
@@ -298,6 +311,10 @@ impl TermIndex {
     fn test(&self, s: &str, wanted: Mask, found: &mut Mask, buf: &mut String) -> bool {
         if s.is_ascii() {
             if s.len() < self.min_len || s.len() > self.max_len {
+                return false;
+            }
+            let len_ok = s.len() >= 128 || self.lens & (1 << s.len()) != 0;
+            if !len_ok || !s.as_bytes().first().is_some_and(|b| self.firsts[usize::from(b.to_ascii_lowercase())]) {
                 return false;
             }
             buf.clear();

@@ -93,7 +93,7 @@ impl GeoIp {
             };
             v.or(n.english).map(str::to_string)
         };
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(6);
         let mut put = |k: &str, v: Option<Value>| {
             if let Some(v) = v {
                 out.insert(k.to_string(), v);
@@ -121,16 +121,16 @@ impl Plugin for GeoIp {
     }
     fn process(&self, e: &mut PluginEvent<'_>) -> Verdict {
         let Some(details) = details_mut(e.doc) else { return Verdict::Keep };
-        for (field, prefix) in [("sourceipaddress", "sourceip"), ("destinationipaddress", "destinationip")] {
+        for (field, point, location) in [("sourceipaddress", "sourceipgeopoint", "sourceipgeolocation"), ("destinationipaddress", "destinationipgeopoint", "destinationipgeolocation")] {
             let Some(ip) = details.get(field).and_then(Value::as_str).and_then(parse_ip) else { continue };
             if classify(ip) != "public" {
                 continue;
             }
             let Some(loc) = self.locate(ip) else { continue };
             if let (Some(lat), Some(lon)) = (loc.get("latitude").and_then(Value::as_f64), loc.get("longitude").and_then(Value::as_f64)) {
-                details.insert(format!("{prefix}geopoint"), Value::String(format!("{lat},{lon}")));
+                details.insert(point.to_string(), Value::String(format!("{lat},{lon}")));
             }
-            details.insert(format!("{prefix}geolocation"), Value::Object(loc));
+            details.insert(location.to_string(), Value::Object(loc));
         }
         Verdict::Keep
     }
