@@ -16,7 +16,7 @@
 //!                                                                     └─ Suppress (worker 0) ─ Emit → alert channel
 //! ```
 //!
-//! One chain per correlation *type*, keyed by `(slot, group)`: thousands of rules share the
+//! One chain per correlation *type* the rules use, keyed by `(slot, group)`: thousands of rules share the
 //! same handful of operators. The four numeric types (`value_sum`, `value_avg`,
 //! `value_percentile`, `value_median`) share one chain: the slot's spec says how to fold.
 //! `temporal` is a distinct count of the referenced rules that matched (the rule's position
@@ -97,133 +97,87 @@ impl Routed {
 /// Routed records with their times and diffs.
 type RoutedStream<'s> = timely::dataflow::StreamVec<'s, u64, (Routed, u64, isize)>;
 
-/// The correlation chains of one level, one per type (the numeric types share one).
-/// Level 0's operators carry the plain names; higher levels append `[level]`. `keep` gives
-/// the stateful chains (new_term, spike) their restored entries and where to save.
+/// Which chain (partition part) a correlation's records go to.
+fn part_of(measure: &Measure, window: Window) -> u64 {
+    let session = matches!(window, Window::Session { .. });
+    match measure {
+        Measure::Events if session => 8,
+        Measure::Distinct(_) | Measure::Rules if session => 9,
+        Measure::Numeric(..) if session => 10,
+        Measure::Events => 0,
+        Measure::Distinct(_) | Measure::Rules => 1,
+        Measure::Numeric(..) => 2,
+        Measure::Sequence => 3,
+        Measure::Absence => 4,
+        Measure::NewTerm(..) => 5,
+        Measure::Spike(_) => 6,
+        Measure::Follow(_) => 7,
+        Measure::Deadman => 11,
+    }
+}
+
+/// How many chains a level may have.
+const PARTS: u64 = 12;
+
+/// The correlation chains of one level, one per type (the numeric types share one), built
+/// only for the types the level's rules use: every operator is scheduled on every watermark
+/// step, so a chain nobody feeds would still cost time per batch. Level 0's operators carry
+/// the plain names; higher levels append `[level]`. `keep` gives the stateful chains
+/// (new_term, spike) their restored entries and where to save.
 fn correlate<'s>(routed: RoutedStream<'s>, plan: &Plan, keep: &WorkerKeep, level: u32) -> Crossings<'s> {
     let specs = &plan.specs;
     let name = |n: &str| if level == 0 { n.to_string() } else { format!("{n}[{level}]") };
+    let mut used = [false; PARTS as usize];
+    let mut part = vec![0u64; plan.rules.len()];
+    for (slot, rule) in plan.rules.iter().enumerate() {
+        if let KindPlan::Correlation { measure, window, level: l, .. } = &rule.kind {
+            part[slot] = part_of(measure, *window);
+            if *l == level {
+                used[part[slot] as usize] = true;
+            }
+        }
+    }
+    let scope = routed.scope();
     // One pass sends each record to its chain (a cloned stream would copy every record
-    // to all twelve chains and have each throw eleven of twelve away). Counts, distinct
-    // counts and aggregates of slots with session windows go to their session chains.
-    let sessions = plan.specs.clone();
-    let session = move |k: &Key| sessions.get(k.0 as usize).is_some_and(|s| matches!(s.window, Window::Session { .. }));
-    let mut parts = routed
-        .partition(12, move |(r, t, d)| {
-            let part = match &r {
-                Routed::Count((k, _)) if session(k) => 8,
-                Routed::Distinct((k, _)) if session(k) => 9,
-                Routed::Numeric((k, _)) if session(k) => 10,
-                Routed::Count(_) | Routed::Alert(_) => 0,
-                Routed::Distinct(_) => 1,
-                Routed::Numeric(_) => 2,
-                Routed::Step(_) => 3,
-                Routed::Absent(_) => 4,
-                Routed::Term(_) => 5,
-                Routed::Spike(_) => 6,
-                Routed::Follow(_) => 7,
-                Routed::Deadman(_) => 11,
-            };
-            (part, (r, t, d))
-        })
-        .into_iter();
-    let mut next = || parts.next().unwrap_or_else(|| unreachable!("partition gives twelve streams"));
-    let counted = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Count(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .windowed_count_core(&name("WindowedCount"), specs);
-    let distinct = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Distinct(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .windowed_distinct_count_core(&name("WindowedDistinctCount"), specs);
-    let aggregated = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Numeric(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .windowed_aggregate_core(&name("WindowedAggregate"), specs);
-    let sequenced = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Step(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .windowed_sequence_core(&name("WindowedSequence"), specs);
-    let absent = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Absent(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .absence_core(&name("Absence"), specs);
-    let terms = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Term(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .new_terms_core(&name("NewTerms"), &plan.terms, keep.for_operator(plan, level, true));
-    let spikes = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Spike(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .spikes_core(&name("Spikes"), &plan.spikes, keep.for_operator(plan, level, false));
-    let followed = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Follow(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .follow_sequences_core(&name("FollowSequences"), &plan.sequences);
-    let session_counted = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Count(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .session_windows_core(&name("SessionCount"), specs);
-    let session_distinct = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Distinct(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .session_windows_core(&name("SessionDistinctCount"), specs);
-    let session_aggregated = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Numeric(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .session_windows_core(&name("SessionAggregate"), specs);
-    let silent = next()
-        .flat_map(|(r, t, d)| match r {
-            Routed::Deadman(x) => Some((x, t, d)),
-            _ => None,
-        })
-        .as_collection()
-        .deadman_core(&name("Deadman"), specs);
-    counted
-        .concat(distinct)
-        .concat(aggregated)
-        .concat(sequenced)
-        .concat(absent)
-        .concat(terms)
-        .concat(spikes)
-        .concat(followed)
-        .concat(session_counted)
-        .concat(session_distinct)
-        .concat(session_aggregated)
-        .concat(silent)
+    // to every chain and have each throw the others' away).
+    let parts = routed.partition(PARTS, move |(r, t, d)| (r.slot().and_then(|s| part.get(s as usize).copied()).unwrap_or(0), (r, t, d)));
+    let mut out: Crossings<'s> = timely::dataflow::operators::generic::operator::empty(scope);
+    for (i, stream) in parts.into_iter().enumerate() {
+        if !used[i] {
+            continue;
+        }
+        let crossings = match i {
+            0 => stream.flat_map(|(r, t, d)| if let Routed::Count(x) = r { Some((x, t, d)) } else { None }).as_collection().windowed_count_core(&name("WindowedCount"), specs),
+            1 => stream
+                .flat_map(|(r, t, d)| if let Routed::Distinct(x) = r { Some((x, t, d)) } else { None })
+                .as_collection()
+                .windowed_distinct_count_core(&name("WindowedDistinctCount"), specs),
+            2 => stream.flat_map(|(r, t, d)| if let Routed::Numeric(x) = r { Some((x, t, d)) } else { None }).as_collection().windowed_aggregate_core(&name("WindowedAggregate"), specs),
+            3 => stream.flat_map(|(r, t, d)| if let Routed::Step(x) = r { Some((x, t, d)) } else { None }).as_collection().windowed_sequence_core(&name("WindowedSequence"), specs),
+            4 => stream.flat_map(|(r, t, d)| if let Routed::Absent(x) = r { Some((x, t, d)) } else { None }).as_collection().absence_core(&name("Absence"), specs),
+            5 => stream
+                .flat_map(|(r, t, d)| if let Routed::Term(x) = r { Some((x, t, d)) } else { None })
+                .as_collection()
+                .new_terms_core(&name("NewTerms"), &plan.terms, keep.for_operator(plan, level, true)),
+            6 => stream
+                .flat_map(|(r, t, d)| if let Routed::Spike(x) = r { Some((x, t, d)) } else { None })
+                .as_collection()
+                .spikes_core(&name("Spikes"), &plan.spikes, keep.for_operator(plan, level, false)),
+            7 => stream
+                .flat_map(|(r, t, d)| if let Routed::Follow(x) = r { Some((x, t, d)) } else { None })
+                .as_collection()
+                .follow_sequences_core(&name("FollowSequences"), &plan.sequences),
+            8 => stream.flat_map(|(r, t, d)| if let Routed::Count(x) = r { Some((x, t, d)) } else { None }).as_collection().session_windows_core(&name("SessionCount"), specs),
+            9 => stream
+                .flat_map(|(r, t, d)| if let Routed::Distinct(x) = r { Some((x, t, d)) } else { None })
+                .as_collection()
+                .session_windows_core(&name("SessionDistinctCount"), specs),
+            10 => stream.flat_map(|(r, t, d)| if let Routed::Numeric(x) = r { Some((x, t, d)) } else { None }).as_collection().session_windows_core(&name("SessionAggregate"), specs),
+            _ => stream.flat_map(|(r, t, d)| if let Routed::Deadman(x) = r { Some((x, t, d)) } else { None }).as_collection().deadman_core(&name("Deadman"), specs),
+        };
+        out = out.concat(crossings);
+    }
+    out
 }
 
 /// Builds the dataflow in `scope` and returns its input.

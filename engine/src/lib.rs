@@ -188,8 +188,8 @@ fn start_plan(plan: Plan, cfg: EngineConfig, metrics: Arc<Metrics>) -> Result<En
     let (restore, store) = match &cfg.state {
         Some(sc) if plan.keeps_state() => {
             let restore = state::load(sc, &plan)?;
-            // Each level builds one new_term and one spike operator per worker.
-            let instances = cfg.workers * plan.levels as usize * 2;
+            // Each worker builds one new_term and one spike operator per level that uses them.
+            let instances = cfg.workers * plan.stateful_operators();
             (restore, Some(Arc::new(state::Store::new(sc, &plan, instances, metrics.clone()))))
         }
         _ => (Vec::new(), None),

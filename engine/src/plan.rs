@@ -215,6 +215,20 @@ impl Plan {
         self.terms.iter().any(Option::is_some) || self.spikes.iter().any(Option::is_some)
     }
 
+    /// How many stateful operators (new_term, spike) each worker builds: one per type per
+    /// level whose rules use it (the dataflow builds only the chains a level uses).
+    pub fn stateful_operators(&self) -> usize {
+        let mut chains = std::collections::BTreeSet::new();
+        for r in &self.rules {
+            match &r.kind {
+                KindPlan::Correlation { measure: Measure::NewTerm(..), level, .. } => chains.insert((*level, true)),
+                KindPlan::Correlation { measure: Measure::Spike(_), level, .. } => chains.insert((*level, false)),
+                _ => false,
+            };
+        }
+        chains.len()
+    }
+
     /// A correlation's level in its chain (0 for anything else).
     pub fn level(&self, slot: u32) -> u32 {
         match self.rules.get(slot as usize).map(|r| &r.kind) {
