@@ -219,40 +219,17 @@ fn advance(state: &mut KeyState, spec: &SequenceSpec, c: &Contribution, matched:
 mod tests {
     use super::*;
     use crate::testkit::shuffled;
-    use differential_dataflow::input::Input;
     use rand::rngs::SmallRng;
     use rand::{Rng, SeedableRng};
-    use std::sync::Mutex;
-    use timely::dataflow::operators::capture::{Capture, Extract};
 
     type Records = Vec<((Key, (u32, Contribution)), Time)>;
 
+    fn op<'s>(c: Steps<'s>, s: &SequenceSpecs) -> Crossings<'s> {
+        c.follow_sequences(s)
+    }
+
     fn run(workers: usize, records: Records, specs: SequenceSpecs) -> Vec<Crossing> {
-        let (send, recv) = std::sync::mpsc::channel();
-        let send = Arc::new(Mutex::new(send));
-        let records = Arc::new(records);
-        timely::execute(timely::Config::process(workers), move |worker| {
-            let send = send.lock().unwrap().clone();
-            let (index, peers) = (worker.index(), worker.peers());
-            let specs = specs.clone();
-            let mut input = worker.dataflow::<Time, _, _>(|scope| {
-                let (input, coll) = scope.new_collection();
-                coll.follow_sequences(&specs).capture_into(send);
-                input
-            });
-            for (i, (rec, t)) in records.iter().enumerate() {
-                if i % peers == index {
-                    input.update_at(rec.clone(), *t, 1);
-                }
-            }
-        })
-        .unwrap()
-        .join()
-        .into_iter()
-        .for_each(|r| r.unwrap());
-        let mut out: Vec<Crossing> = recv.extract().into_iter().flat_map(|(t, v)| v.into_iter().inspect(move |c| assert_eq!(c.time, t))).collect();
-        out.sort();
-        out
+        crate::testkit::run_with(workers, records, specs, op)
     }
 
     /// From scratch, by search: events of a key in (time, id) order; after each event that

@@ -215,6 +215,7 @@ pub(crate) mod testkit {
     use crate::window::Item;
     use crate::{Aggregate, Number, Window};
     use differential_dataflow::input::Input;
+    use differential_dataflow::ExchangeData;
     use rand::rngs::SmallRng;
     use rand::seq::SliceRandom;
     use rand::{Rng, SeedableRng};
@@ -231,6 +232,16 @@ pub(crate) mod testkit {
     /// Feeds `records` (each at its own time, in the given order, spread over the workers)
     /// into `op` on `workers` workers and returns every crossing, sorted.
     pub fn run<V: Item + Send + Sync>(workers: usize, records: Records<V>, specs: Specs, op: Op<V>) -> Vec<Crossing> {
+        run_with(workers, records, specs, op)
+    }
+
+    /// As [`run`], for an operator that takes another kind of spec (`S`).
+    pub fn run_with<V: ExchangeData + Send + Sync, S: Clone + Send + Sync + 'static>(
+        workers: usize,
+        records: Records<V>,
+        specs: S,
+        op: for<'s> fn(differential_dataflow::VecCollection<'s, Time, (Key, V), isize>, &S) -> Crossings<'s>,
+    ) -> Vec<Crossing> {
         let (send, recv) = std::sync::mpsc::channel();
         let send = Arc::new(Mutex::new(send));
         let records = Arc::new(records);

@@ -356,21 +356,7 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), ctx: &crate::sequence::
     crate::stateful::check_keys(ty.as_ref().map(|t| t.0.as_str()), map, sink);
     // timespan
     let timespan = match map.get_node("timespan") {
-        Some(Node::Scalar(s)) => match rampart_core::time::parse_duration(s.as_str()) {
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                sink.error("R205", spos(s), "correlation.timespan", "`timespan` must be longer than zero");
-                None
-            }
-            Err(e) => {
-                sink.error_hint("R205", spos(s), "correlation.timespan", e, "e.g. 30s, 5m, 1h, 1d");
-                None
-            }
-        },
-        Some(other) => {
-            sink.error("R205", pos(other), "correlation.timespan", "`timespan` must be a duration such as 5m");
-            None
-        }
+        Some(n) => positive_duration(n, "timespan", sink),
         None if stateful.as_deref() == Some("new_term") => Some(Duration::ZERO),
         None => {
             sink.error("R201", key_at, "correlation", "correlation has no `timespan`");
@@ -577,6 +563,28 @@ pub(crate) fn parse(node: &Node, key_at: (usize, usize), ctx: &crate::sequence::
         return None;
     }
     Some(Pending { kind: kind?, refs, group_by, group_by_at, group_by_per_rule, field_at, fields_at, timespan: timespan?, window, threshold, generate, inline: Vec::new() })
+}
+
+/// The duration under `correlation.<key>`, which must be longer than zero (R205).
+pub(crate) fn positive_duration(node: &Node, key: &str, sink: &mut Sink) -> Option<Duration> {
+    let path = format!("correlation.{key}");
+    match node {
+        Node::Scalar(s) => match rampart_core::time::parse_duration(s.as_str()) {
+            Ok(d) if !d.is_zero() => Some(d),
+            Ok(_) => {
+                sink.error("R205", spos(s), &path, format!("`{key}` must be longer than zero"));
+                None
+            }
+            Err(e) => {
+                sink.error_hint("R205", spos(s), &path, e, "e.g. 30s, 5m, 1h, 1d");
+                None
+            }
+        },
+        other => {
+            sink.error_hint("R205", pos(other), &path, format!("`{key}` must be a duration, found {}", kind_name(other)), "e.g. 5m");
+            None
+        }
+    }
 }
 
 /// `window: session(gap)`: only for the counts and value aggregates; `gap` is a duration

@@ -75,21 +75,7 @@ pub(crate) fn parse(map: &MarkedMappingNode, key_at: (usize, usize), ctx: &Conte
         }
     }
     let maxspan = match map.get_node("maxspan") {
-        Some(Node::Scalar(s)) => match rampart_core::time::parse_duration(s.as_str()) {
-            Ok(d) if !d.is_zero() => Some(d),
-            Ok(_) => {
-                sink.error("R205", spos(s), "correlation.maxspan", "`maxspan` must be longer than zero");
-                None
-            }
-            Err(e) => {
-                sink.error_hint("R205", spos(s), "correlation.maxspan", e, "e.g. 30s, 10m, 1h");
-                None
-            }
-        },
-        Some(other) => {
-            sink.error_hint("R205", pos(other), "correlation.maxspan", format!("`maxspan` must be a duration, found {}", kind_name(other)), "e.g. 10m");
-            None
-        }
+        Some(n) => crate::correlation::positive_duration(n, "maxspan", sink),
         None => {
             sink.error_hint("R210", key_at, "correlation", "a sequence needs `maxspan`: the longest time from its first step to its last", "e.g. `maxspan: 10m`");
             None
