@@ -224,7 +224,10 @@ pub(crate) mod testkit {
     use timely::dataflow::operators::capture::{Capture, Extract};
 
     /// A windowed operator under test.
-    pub type Op<V> = for<'s> fn(differential_dataflow::VecCollection<'s, Time, (Key, V), isize>, &Specs) -> Crossings<'s>;
+    pub type Op<V> = OpWith<V, Specs>;
+
+    /// An operator under test that takes specs of type `S`.
+    pub type OpWith<V, S> = for<'s> fn(differential_dataflow::VecCollection<'s, Time, (Key, V), isize>, &S) -> Crossings<'s>;
 
     /// Keyed records, each with its time.
     pub type Records<V> = Vec<((Key, V), Time)>;
@@ -240,7 +243,7 @@ pub(crate) mod testkit {
         workers: usize,
         records: Records<V>,
         specs: S,
-        op: for<'s> fn(differential_dataflow::VecCollection<'s, Time, (Key, V), isize>, &S) -> Crossings<'s>,
+        op: OpWith<V, S>,
     ) -> Vec<Crossing> {
         let (send, recv) = std::sync::mpsc::channel();
         let send = Arc::new(Mutex::new(send));
