@@ -38,10 +38,10 @@ impl FieldPath {
     /// this for every field of every candidate rule, so it stays on the fast path.
     pub fn lookup<'a>(&self, obj: &'a Map<String, Value>) -> Option<&'a Value> {
         let mut segs = self.segments.iter();
-        let mut cur = segs.next().and_then(|s| obj.get(s.as_str()));
+        let mut cur = segs.next().and_then(|s| get(obj, s));
         for seg in segs {
             cur = match cur {
-                Some(Value::Object(inner)) => inner.get(seg.as_str()),
+                Some(Value::Object(inner)) => get(inner, seg),
                 _ => None,
             };
         }
@@ -64,6 +64,22 @@ impl FieldPath {
             Some(Value::Object(details)) => self.lookup(details),
             _ => None,
         }
+    }
+}
+
+/// Objects up to this many keys are searched by scanning their keys rather than hashing.
+const SCAN_UP_TO: usize = 16;
+
+/// `obj.get(key)`, without hashing small objects: `serde_json`'s ordered map hashes every
+/// key with SipHash, which cost more than comparing a dozen key lengths (and the few keys
+/// of the same length byte by byte). Matching looks fields up for every candidate rule of
+/// every event, where that hashing was the largest single cost.
+#[inline]
+fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    if obj.len() <= SCAN_UP_TO {
+        obj.iter().find(|(k, _)| k.len() == key.len() && k.as_str() == key).map(|(_, v)| v)
+    } else {
+        obj.get(key)
     }
 }
 
