@@ -111,9 +111,11 @@ outputs:
 }
 
 /// One failed sshd password from `ip`, `secs_ago` seconds before now, as MozDef's
-/// loginput would have published it.
+/// loginput would have published it. Its time is `n` ms later than that, so events sent in a
+/// tight loop never share a millisecond (a crossing counts every event at its time: two at
+/// one millisecond would take a count from 9 to 11).
 fn failed_password(ip: &str, n: u64, secs_ago: i64) -> Vec<u8> {
-    let t = chrono::Utc::now() - chrono::Duration::seconds(secs_ago);
+    let t = chrono::Utc::now() - chrono::Duration::seconds(secs_ago) + chrono::Duration::milliseconds(n as i64);
     json!({
         "utctimestamp": t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "hostname": "bastion1",
