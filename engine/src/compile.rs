@@ -305,6 +305,25 @@ title: C\nid: c\ncorrelation:\n  type: temporal_ordered\n  rules: [b-id, a]\n  g
         assert_eq!(plan.levels, 2);
     }
 
+    /// A sequence can complete twice for one key in one millisecond (a match consumes its
+    /// events, and the next one starts and ends at that time): two alerts, two ids.
+    #[test]
+    fn two_sequence_matches_in_one_millisecond_are_two_alerts() {
+        let text = "title: A\nname: a\ndetection:\n  s:\n    details.result: a\n  condition: s\n---\n\
+title: B\nname: b\ndetection:\n  s:\n    details.result: b\n  condition: s\n---\n\
+title: A then B\nid: ab\ncorrelation:\n  type: sequence\n  maxspan: 1m\n  steps:\n    - {rule: a, by: details.src}\n    - {rule: b, by: details.src}\n";
+        let rules = Arc::new(rampart_rules::load_str("t.yml", text).unwrap_or_else(|d| panic!("{d}")));
+        // At 5 ms, by id: b (completes the match begun at 0), a (starts another), b (completes it).
+        let events = vec![event(1, 0, "a", "h", "u"), event(2, 5, "b", "h", "u"), event(3, 5, "a", "h", "u"), event(4, 5, "b", "h", "u")];
+        let alerts = replay(rules.clone(), cfg(1, 60_000), events.clone()).unwrap();
+        let brief: Vec<_> = alerts.iter().map(|a| (a.utctimestamp.0, a.window.start.0, a.events.iter().map(|e| e.id.0).collect::<Vec<_>>())).collect();
+        assert_eq!(brief, vec![(5, 0, vec![1, 2]), (5, 5, vec![3, 4])]);
+        assert_ne!(alerts[0].id, alerts[1].id);
+        let mut reversed = events;
+        reversed.reverse();
+        assert_eq!(replay(rules, cfg(2, 60_000), reversed).unwrap(), alerts);
+    }
+
     /// Deadman runs on the wall clock: a quiet source alerts once, after its silence, while
     /// a source that keeps sending stays quiet until it stops.
     #[test]

@@ -23,7 +23,7 @@
 //! is the value); `temporal_ordered` follows the rules' order in `WindowedSequence`. Records live at their event time (a differential update may
 //! sit at or after its message's capability, which is the watermark the event entered at).
 
-use crate::plan::{group_key, text, Feed, KindPlan, Measure, Plan};
+use crate::plan::{group_key, text, Feed, KindPlan, Measure, Plan, RulePlan};
 use crate::state::WorkerKeep;
 use rampart_core::alert::{AlertRule, AlertWindow};
 use rampart_core::{Alert, Counter, Event, EventId, EventRef, EventTime, FieldPath, Metrics, Stage};
@@ -381,7 +381,7 @@ fn chain(plan: &Plan, c: &Crossing, give: &mut dyn FnMut(Routed)) {
     let Some(rule) = plan.rules.get(c.slot as usize) else { return };
     let KindPlan::Correlation { feeds, group_by, .. } = &rule.kind else { return };
     let group = group_map(group_by, &c.key);
-    let id = Alert::make_id(&rule.id, &group, EventTime(c.time));
+    let id = correlation_alert_id(rule, &group, c.time, &c.events);
     let contribution = Contribution { time: c.time, id: u128::from_str_radix(&id, 16).unwrap_or(0), accepted_ns: c.trigger_accepted_ns };
     let get = |f: &FieldPath| match f.as_str() {
         "value" => serde_json::Number::from_f64(c.value.get()).map(Value::Number),
@@ -391,6 +391,17 @@ fn chain(plan: &Plan, c: &Crossing, give: &mut dyn FnMut(Routed)) {
         // The ignored-values counter is about events; an alert's group lacking a number is
         // the rule's shape, not bad input.
         feed_record(plan, None, feed, &get, contribution.clone(), give);
+    }
+}
+
+/// A correlation alert's id: rule, group and time, which one crossing per key and time makes
+/// unique. A sequence may complete twice for one key at one millisecond (a match consumes its
+/// events, and another can start and end at that same time), so its id also names the
+/// match's first event.
+fn correlation_alert_id(rule: &RulePlan, group: &Map<String, Value>, time: u64, events: &[Contribution]) -> String {
+    match (&rule.kind, events.first()) {
+        (KindPlan::Correlation { measure: Measure::Follow(_), .. }, Some(first)) => Alert::make_id(&format!("{}/{}", rule.id, EventId(first.id)), group, EventTime(time)),
+        _ => Alert::make_id(&rule.id, group, EventTime(time)),
     }
 }
 
@@ -444,7 +455,7 @@ fn to_alert(plan: &Plan, cand: &Candidate<Payload>) -> (Alert, u64) {
             };
             let summary = (rule.summary)(&lookup);
             let refs = events.iter().map(|c| EventRef { id: EventId(c.id), utctimestamp: EventTime(c.time) }).collect();
-            (Alert::make_id(&rule.id, &group, time), summary, window, value.get(), refs, *trigger_accepted_ns)
+            (correlation_alert_id(rule, &group, time.0, events), summary, window, value.get(), refs, *trigger_accepted_ns)
         }
     };
     let alert = Alert {
