@@ -14,6 +14,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("promiscuous_mode.yml", include_str!("../rules/library/promiscuous_mode.yml")),
     ("reverse_shell.yml", include_str!("../rules/library/reverse_shell.yml")),
     ("ssh_bruteforce.yml", include_str!("../rules/library/ssh_bruteforce.yml")),
+    ("ssh_login_after_failures.yml", include_str!("../rules/library/ssh_login_after_failures.yml")),
     ("ssh_many_sources.yml", include_str!("../rules/library/ssh_many_sources.yml")),
     ("ssh_root_login.yml", include_str!("../rules/library/ssh_root_login.yml")),
     ("su_failed.yml", include_str!("../rules/library/su_failed.yml")),

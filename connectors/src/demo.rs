@@ -6,7 +6,7 @@
 //!
 //! | attack | shape |
 //! |---|---|
-//! | SSH brute force | one source (203.0.113.0/24), 30–40 failed passwords for one user on `bastion1` |
+//! | SSH brute force | one source (203.0.113.0/24), 30–40 failed passwords for one user on `bastion1`, then one accepted |
 //! | password spraying | one source (192.0.2.0/24), one failure each for 15–20 distinct users |
 //! | port scan | one source (198.51.100.0/24), 50–60 distinct destination ports, DROPped by `fw1` |
 //! | sudo abuse | one user, 5–8 "user NOT in sudoers" on `app2` |
@@ -188,6 +188,8 @@ impl Generator {
                     let e = ssh_failed("bastion1", user, user != "root", &ip, p);
                     self.queue.push_back(e);
                 }
+                // ... and then the password works (the library's sequence rule sees it).
+                self.queue.push_back(ssh_accepted("bastion1", user, &ip, 50_022));
             }
             1 => {
                 let ip = self.ip("192.0.2");
@@ -297,6 +299,14 @@ fn ssh_failed(host: &str, user: &str, invalid: bool, ip: &str, port: u64) -> Val
         "utctimestamp": "", "hostname": host, "processname": "sshd", "category": "authentication",
         "summary": format!("Failed password for {who} from {ip} port {port} ssh2"),
         "details": {"sourceipaddress": ip, "sourceport": port, "username": user, "success": false, "authmethod": "password"}
+    })
+}
+
+fn ssh_accepted(host: &str, user: &str, ip: &str, port: u64) -> Value {
+    json!({
+        "utctimestamp": "", "hostname": host, "processname": "sshd", "category": "authentication",
+        "summary": format!("Accepted password for {user} from {ip} port {port} ssh2"),
+        "details": {"sourceipaddress": ip, "sourceport": port, "username": user, "success": true, "authmethod": "password"}
     })
 }
 

@@ -156,6 +156,9 @@ pub struct Rule {
     pub kind: RuleKind,
     /// In-file tests.
     pub tests: Vec<RuleTest>,
+    /// For a sequence's inline step (`<id>#stepN`, `<id>#until`): the sequence's id. Such a
+    /// rule is tested through its sequence's tests.
+    pub part_of: Option<String>,
 }
 
 /// What a rule does.

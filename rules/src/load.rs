@@ -153,6 +153,7 @@ pub fn load_sources_with(sources: &[(String, String)], pipelines: &Pipelines) ->
                     for (id, det) in inline {
                         let mut rule = c.rule.clone();
                         rule.title = format!("{} ({})", c.rule.title, id.rsplit('#').next().unwrap_or("step"));
+                        rule.part_of = Some(c.rule.id.clone());
                         rule.id = id;
                         rule.name = None;
                         rule.tests = Vec::new();
@@ -620,6 +621,7 @@ fn parse_rule(node: &Node, file: &str, doc_index: usize, doc_line: usize, pipeli
             loc: SourceLoc { file: file.to_string(), line: doc_line },
             kind,
             tests,
+            part_of: None,
         },
         pending,
         name_at,

@@ -301,6 +301,7 @@ mod tests {
         let RuleKind::Detection(d) = &set.rules[3].kind else { panic!("the inline step is a detection") };
         assert_eq!(d.logsource.product.as_deref(), Some("linux"));
         assert!(!set.rules[3].generate && set.rules[2].generate);
+        assert_eq!((set.rules[3].part_of.as_deref(), set.rules[2].part_of.as_deref()), (Some("s"), None));
         assert!(d.matches_doc(serde_json::json!({"k": "c"}).as_object().unwrap()));
     }
 

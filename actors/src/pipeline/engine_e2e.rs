@@ -105,11 +105,22 @@ fn demo_traffic_trips_every_shipped_attack_rule_and_nothing_else() {
     let mut titles: Vec<&str> = alerts.iter().map(|a| a.rule.title.as_str()).collect();
     titles.sort();
     titles.dedup();
+    // A brute force ends in a successful login: the sequence rule, and when the attacker
+    // guessed root's password, the root-login rule, fire on the planted attacker only.
+    assert!(
+        alerts.iter().filter(|a| a.rule.title.starts_with("SSH login accepted") || a.rule.title == "Direct root login over SSH").all(|a| {
+            let ip = a.group.get("details.sourceipaddress").and_then(|v| v.as_str()).map(str::to_string);
+            ip.or_else(|| a.summary.split_whitespace().last().map(str::to_string)).is_some_and(|ip| ip.starts_with("203.0.113."))
+        }),
+        "{alerts:#?}"
+    );
     let expected = [
+        "Direct root login over SSH",
         "Network interface in promiscuous mode",
         "Port scan from one source",
         "Repeated sudo refusals for one user",
         "SSH brute force from one source",
+        "SSH login accepted after repeated failures from the same source",
         "SSH password spraying",
         "User not in sudoers",
         "Web scanner",
