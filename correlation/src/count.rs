@@ -105,16 +105,36 @@ impl<'scope> WindowedCount<'scope> for Events<'scope> {
 type Due = (Capability<Time>, Vec<(Key, Contribution, usize)>);
 
 /// One key's window: its records, oldest first (times never decrease, because times are
-/// taken in order), and whether its count met the condition at the last evaluation.
+/// taken in order), whether its count met the condition just before the time being taken,
+/// and whether that time has touched it yet.
 struct Entry {
     key: Key,
     records: VecDeque<Contribution>,
     met: bool,
+    touched: bool,
+}
+
+impl Entry {
+    /// Brings the window to `time` before its records at `time` arrive: notes whether it
+    /// met the condition just before (its records that left earlier may still be here,
+    /// when only the growth of its count matters), then drops every record gone by `time`.
+    fn settle(&mut self, spec: &WindowSpec, time: Time) {
+        while self.records.front().is_some_and(|c| spec.leaves(c.time) < time) {
+            self.records.pop_front();
+        }
+        let n = self.records.len() as u64;
+        self.met = n > 0 && spec.condition.is_met(Number::from(n));
+        while self.records.front().is_some_and(|c| spec.leaves(c.time) <= time) {
+            self.records.pop_front();
+        }
+    }
 }
 
 /// The operator's state: per-key windows in a slab indexed by a hash table (each key is
 /// stored once, and the expiry queue refers to slab positions, so no key is cloned per
-/// record), and one pending expiry per non-empty key: the time its oldest record leaves.
+/// record), and one pending expiry per non-empty key: the time its oldest record leaves,
+/// or, for a condition only a growing count can meet, its newest (one expiry per burst,
+/// not per record).
 #[derive(Default)]
 struct Counts {
     due: BTreeMap<Time, Due>,
@@ -160,22 +180,32 @@ impl Counts {
             self.expiry.pop();
             let entry = &mut self.slab[pos as usize];
             let Some(spec) = specs.get(entry.key.0 as usize) else { continue };
-            while entry.records.front().is_some_and(|c| spec.leaves(c.time) <= time) {
-                entry.records.pop_front();
+            if !entry.touched {
+                entry.touched = true;
+                entry.settle(spec, time);
+                self.touched.push(pos);
             }
-            if let Some(oldest) = entry.records.front() {
-                self.expiry.push(Reverse((spec.leaves(oldest.time), pos)));
+            // Next time this window loses records: when its oldest leaves, if that can make
+            // it meet a falling condition; otherwise only to free memory, once its newest
+            // has left (records that left meanwhile are dropped whenever it is touched).
+            let next = if spec.condition.rises_only() { entry.records.back() } else { entry.records.front() };
+            if let Some(c) = next {
+                self.expiry.push(Reverse((spec.leaves(c.time), pos)));
             }
-            self.touched.push(pos);
         }
         if let Some((_, (_, records))) = self.due.remove_entry(&time) {
             for (key, c, m) in records {
                 let Some(spec) = specs.get(key.0 as usize) else { continue };
                 let pos = self.position(key);
                 let entry = &mut self.slab[pos as usize];
+                if !entry.touched {
+                    entry.touched = true;
+                    entry.settle(spec, time);
+                    self.touched.push(pos);
+                }
                 if entry.records.is_empty() {
-                    // A new window, or one whose records all left at this time: its first
-                    // record is its oldest.
+                    // A new window, or one whose records have all left: one expiry is
+                    // pending for every window that has records.
                     let leaves = spec.leaves(time);
                     self.expiry.push(Reverse((leaves, pos)));
                     if self.hold.as_ref().is_none_or(|h| *h.time() > leaves) {
@@ -185,14 +215,12 @@ impl Counts {
                 for _ in 0..m {
                     entry.records.push_back(c.clone());
                 }
-                self.touched.push(pos);
             }
         }
-        self.touched.sort_unstable();
-        self.touched.dedup();
         for i in 0..self.touched.len() {
             let pos = self.touched[i];
             let entry = &mut self.slab[pos as usize];
+            entry.touched = false;
             let Some(spec) = specs.get(entry.key.0 as usize) else { continue };
             let n = entry.records.len() as u64;
             let met = n > 0 && spec.condition.is_met(Number::from(n));
@@ -226,7 +254,7 @@ impl Counts {
         if let Some(&pos) = self.index.find(hash, |&p| slab[p as usize].key == key) {
             return pos;
         }
-        let entry = Entry { key, records: VecDeque::with_capacity(1), met: false };
+        let entry = Entry { key, records: VecDeque::with_capacity(1), met: false, touched: false };
         let pos = match self.free.pop() {
             Some(p) => {
                 self.slab[p as usize] = entry;

@@ -95,6 +95,12 @@ impl Condition {
         Condition(vec![(Cmp::Gte, n as f64)])
     }
 
+    /// Whether a larger value meets the condition whenever a smaller one does (every
+    /// comparison is `gt` or `gte`): then a window losing records can never make it met.
+    pub fn rises_only(&self) -> bool {
+        self.0.iter().all(|(op, _)| matches!(op, Cmp::Gt | Cmp::Gte))
+    }
+
     /// Does `v` meet every comparison?
     pub fn is_met(&self, v: Number) -> bool {
         let v = v.get();

@@ -34,6 +34,7 @@ use rampart_correlation::{
 use differential_dataflow::AsCollection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
@@ -317,14 +318,14 @@ fn route(plan: &Plan, metrics: &Metrics, event: &Event, give: &mut dyn FnMut(Rou
             }));
         }
         for feed in feeds {
-            feed_record(plan, Some(metrics), feed, &|f| event.get(f).cloned(), contribution(), give);
+            feed_record(plan, Some(metrics), feed, &|f| event.get(f).map(Cow::Borrowed), contribution(), give);
         }
     }
 }
 
 /// The record a correlation `feed` gets from one event (or one alert of a chained
-/// correlation), whose fields `get` reads.
-fn feed_record(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn(&FieldPath) -> Option<Value>, contribution: Contribution, give: &mut dyn FnMut(Routed)) {
+/// correlation), whose fields `get` reads (borrowed from an event: no copy per field).
+fn feed_record<'v>(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn(&FieldPath) -> Option<Cow<'v, Value>>, contribution: Contribution, give: &mut dyn FnMut(Routed)) {
     let KindPlan::Correlation { measure, group_by, .. } = &plan.rules[feed.slot as usize].kind else { return };
     // A new_term's group-by names end with its term's.
     let group_len = match measure {
@@ -362,7 +363,7 @@ fn feed_record(plan: &Plan, metrics: Option<&Metrics>, feed: &Feed, get: &dyn Fn
             }
             give(Routed::Term((key, contribution)));
         }
-        Measure::Numeric(field, _) => match get(field).as_ref().and_then(number) {
+        Measure::Numeric(field, _) => match get(field).as_deref().and_then(number) {
             Some(n) => give(Routed::Numeric((key, (n, contribution)))),
             // Absent, non-numeric or non-finite: not part of the aggregate, counted.
             None => {
@@ -384,8 +385,8 @@ fn chain(plan: &Plan, c: &Crossing, give: &mut dyn FnMut(Routed)) {
     let id = correlation_alert_id(rule, &group, c.time, &c.events);
     let contribution = Contribution { time: c.time, id: u128::from_str_radix(&id, 16).unwrap_or(0), accepted_ns: c.trigger_accepted_ns };
     let get = |f: &FieldPath| match f.as_str() {
-        "value" => serde_json::Number::from_f64(c.value.get()).map(Value::Number),
-        name => group.get(name).cloned(),
+        "value" => serde_json::Number::from_f64(c.value.get()).map(|n| Cow::Owned(Value::Number(n))),
+        name => group.get(name).map(Cow::Borrowed),
     };
     for feed in feeds {
         // The ignored-values counter is about events; an alert's group lacking a number is
