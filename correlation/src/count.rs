@@ -12,7 +12,7 @@
 //! check both against a recomputation from scratch); the perf scenario `window` measures
 //! the difference.
 
-use crate::{Contribution, Crossing, Crossings, Events, Key, Number, Specs, Time, Window, WindowSpec};
+use crate::{Contribution, Crossing, Crossings, Events, GroupKey, Key, Number, Slot, Specs, Time, Window, WindowSpec};
 use differential_dataflow::Hashable;
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::cmp::Reverse;
@@ -108,10 +108,12 @@ type Due = (Capability<Time>, Vec<(Key, Contribution, usize)>);
 /// taken in order), whether its count met the condition just before the time being taken,
 /// and whether that time has touched it yet.
 struct Entry {
-    key: Key,
-    records: VecDeque<Contribution>,
+    slot: Slot,
     met: bool,
     touched: bool,
+    /// The group, packed by [`pack`]: one allocation instead of a vector of strings.
+    group: Box<[u8]>,
+    records: VecDeque<Contribution>,
 }
 
 impl Entry {
@@ -148,6 +150,8 @@ struct Counts {
     hold: Option<Capability<Time>>,
     /// Slab positions touched at the current time.
     touched: Vec<u32>,
+    /// Scratch space for packing a group.
+    packed: Vec<u8>,
 }
 
 impl Counts {
@@ -179,7 +183,7 @@ impl Counts {
             }
             self.expiry.pop();
             let entry = &mut self.slab[pos as usize];
-            let Some(spec) = specs.get(entry.key.0 as usize) else { continue };
+            let Some(spec) = specs.get(entry.slot as usize) else { continue };
             if !entry.touched {
                 entry.touched = true;
                 entry.settle(spec, time);
@@ -221,7 +225,7 @@ impl Counts {
             let pos = self.touched[i];
             let entry = &mut self.slab[pos as usize];
             entry.touched = false;
-            let Some(spec) = specs.get(entry.key.0 as usize) else { continue };
+            let Some(spec) = specs.get(entry.slot as usize) else { continue };
             let n = entry.records.len() as u64;
             let met = n > 0 && spec.condition.is_met(Number::from(n));
             if met && !entry.met {
@@ -248,13 +252,14 @@ impl Counts {
     }
 
     /// The slab position of `key`'s window, made (empty) if it has none.
-    fn position(&mut self, key: Key) -> u32 {
-        let hash = self.hasher.hash_one(&key);
-        let slab = &self.slab;
-        if let Some(&pos) = self.index.find(hash, |&p| slab[p as usize].key == key) {
+    fn position(&mut self, (slot, group): Key) -> u32 {
+        pack(&group, &mut self.packed);
+        let hash = self.hasher.hash_one((slot, &self.packed[..]));
+        let (slab, packed) = (&self.slab, &self.packed);
+        if let Some(&pos) = self.index.find(hash, |&p| slab[p as usize].slot == slot && *slab[p as usize].group == packed[..]) {
             return pos;
         }
-        let entry = Entry { key, records: VecDeque::with_capacity(1), met: false, touched: false };
+        let entry = Entry { slot, met: false, touched: false, group: packed[..].into(), records: VecDeque::with_capacity(1) };
         let pos = match self.free.pop() {
             Some(p) => {
                 self.slab[p as usize] = entry;
@@ -266,22 +271,59 @@ impl Counts {
             }
         };
         let (slab, hasher) = (&self.slab, &self.hasher);
-        self.index.insert_unique(hash, pos, |&p| hasher.hash_one(&slab[p as usize].key));
+        self.index.insert_unique(hash, pos, |&p| hasher.hash_one((slab[p as usize].slot, &slab[p as usize].group[..])));
         pos
     }
 
     /// Forgets an empty window.
     fn remove(&mut self, pos: u32) {
         let entry = &mut self.slab[pos as usize];
-        let key = std::mem::take(&mut entry.key.1);
-        let slot = entry.key.0;
-        let hash = self.hasher.hash_one((slot, &key));
+        let hash = self.hasher.hash_one((entry.slot, &entry.group[..]));
         if let Ok(found) = self.index.find_entry(hash, |&p| p == pos) {
             found.remove();
         }
+        entry.group = Box::default();
         entry.records = VecDeque::new();
         self.free.push(pos);
     }
+}
+
+/// Packs a group's values into `out`: each value's length (LEB128) and bytes.
+fn pack(group: &[String], out: &mut Vec<u8>) {
+    out.clear();
+    for value in group {
+        let mut n = value.len();
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                break;
+            }
+            out.push(byte | 0x80);
+        }
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+/// The group [`pack`] packed.
+fn unpack(mut packed: &[u8]) -> GroupKey {
+    let mut group = Vec::new();
+    while !packed.is_empty() {
+        let (mut n, mut shift) = (0usize, 0);
+        while let Some((&byte, rest)) = packed.split_first() {
+            packed = rest;
+            n |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        let (value, rest) = packed.split_at(n.min(packed.len()));
+        group.push(String::from_utf8_lossy(value).into_owned());
+        packed = rest;
+    }
+    group
 }
 
 /// The crossing of `entry`'s window at `time`: its count and its contributions, oldest
@@ -291,8 +333,8 @@ fn crossing(time: Time, entry: &Entry, spec: &WindowSpec) -> Crossing {
     refs.sort_unstable();
     refs.dedup();
     Crossing {
-        slot: entry.key.0,
-        key: entry.key.1.clone(),
+        slot: entry.slot,
+        key: unpack(&entry.group),
         time,
         window_start: spec.start(time),
         value: Number::from(entry.records.len() as u64),
@@ -432,6 +474,26 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!((c[0].slot, c[0].value.get(), c[0].trigger_accepted_ns), (0, 3.0, 3));
         assert_eq!(c[0].events, vec![at(1, 5), at(2, 6)], "oldest first, at most max_refs");
+    }
+}
+
+#[cfg(test)]
+mod packing {
+    use super::{pack, unpack};
+
+    #[test]
+    fn groups_come_back_as_they_went_in() {
+        let long = "x".repeat(300);
+        for group in [vec![], vec![String::new()], vec!["\"10.0.0.1\"".to_string(), "null".to_string()], vec![long.clone(), "é\u{1f}".to_string(), String::new()]] {
+            let mut packed = Vec::new();
+            pack(&group, &mut packed);
+            assert_eq!(unpack(&packed), group);
+        }
+        // Different splits of the same bytes pack differently.
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        pack(&["ab".to_string(), "c".to_string()], &mut a);
+        pack(&["a".to_string(), "bc".to_string()], &mut b);
+        assert_ne!(a, b);
     }
 }
 
