@@ -33,7 +33,8 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use rampart_core::FieldPath;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use hashbrown::HashMap;
+use std::collections::BTreeMap;
 
 /// At most this many routing dimensions (an event visits up to 2^dims buckets).
 const MAX_DIMS: usize = 3;
@@ -64,8 +65,11 @@ type Clause = Vec<Lit>;
 /// A bucket's rules before indexing: the always-candidates, and (rule, content clause).
 type Members = (Vec<u32>, Vec<(u32, Clause)>);
 
-/// One field's atoms in a bucket before indexing: exact values and substrings → rules.
-type FieldAtoms = (HashMap<String, Vec<u32>>, BTreeMap<String, Vec<u32>>);
+/// A rule in a bucket: (bucket id, rule id).
+type Placed = (u32, u32);
+
+/// One field's atoms before indexing: exact values and substrings → rules in buckets.
+type FieldAtoms = (HashMap<String, Vec<Placed>>, BTreeMap<String, Vec<Placed>>);
 
 /// Where a field condition reads its value: the same lookup as [`FieldCond::lookup`]; no
 /// paths means every scalar anywhere in the event (keyword searches).
@@ -97,6 +101,9 @@ pub struct RuleMatcher {
     dims: Vec<(usize, HashMap<String, u32>)>,
     /// Buckets by value id per dimension ([`ANY`] for "any"; unused dimensions are ANY).
     buckets: HashMap<[u32; MAX_DIMS], Bucket>,
+    /// Content atoms per field, over all buckets: an event's field is looked up and
+    /// scanned once, however many of the buckets it visits have atoms on that field.
+    scans: Vec<FieldIndex>,
     /// Rules that got a content clause (for [`RuleMatcher::stats`]).
     with_content: usize,
 }
@@ -104,19 +111,20 @@ pub struct RuleMatcher {
 /// The rules routed to one combination of dimension values.
 #[derive(Clone, Debug, Default)]
 struct Bucket {
+    id: u32,
     /// Rules without a content clause: always candidates here.
     always: Vec<u32>,
-    /// Content atoms, per field.
-    fields: Vec<FieldIndex>,
+    /// The [`RuleMatcher::scans`] with atoms of this bucket's rules, ascending.
+    scans: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
 struct FieldIndex {
     field: usize,
     /// Exact lowercased value → rules.
-    eq: HashMap<String, Vec<u32>>,
+    eq: HashMap<String, Vec<Placed>>,
     /// Substrings (ASCII case-insensitive; patterns are lowercase) → rules per pattern.
-    subs: Option<(AhoCorasick, Vec<Vec<u32>>)>,
+    subs: Option<(AhoCorasick, Vec<Vec<Placed>>)>,
 }
 
 /// Per-thread scratch space, so matching allocates nothing per event once warm.
@@ -132,6 +140,12 @@ struct Scratch {
     num: String,
     /// The event's key segments.
     present: Present,
+    /// The buckets the event visits.
+    visited: Vec<u32>,
+    /// The scans those buckets need.
+    scans: Vec<u32>,
+    /// Patterns already handled in the text being scanned.
+    patterns: Vec<usize>,
 }
 
 /// The first segments (the text before the first `.`) of an event's keys and of its
@@ -146,15 +160,18 @@ struct Present([u64; 8]);
 impl Present {
     fn fill(&mut self, doc: &Map<String, Value>) {
         self.0 = [0; 8];
-        let details = match doc.get("details") {
-            Some(Value::Object(d)) => Some(d),
-            _ => None,
-        };
-        for k in doc.keys().chain(details.into_iter().flat_map(|d| d.keys())) {
-            let h = segment_hash(k.split('.').next().unwrap_or_default());
-            for bit in [h >> 55, (h >> 46) & 511] {
-                self.0[(bit >> 6) as usize & 7] |= 1 << (bit & 63);
+        for (k, v) in doc {
+            self.insert(k);
+            if let (Value::Object(details), "details") = (v, k.as_str()) {
+                details.keys().for_each(|k| self.insert(k));
             }
+        }
+    }
+
+    fn insert(&mut self, key: &str) {
+        let h = segment_hash(key.split('.').next().unwrap_or_default());
+        for bit in [h >> 55, (h >> 46) & 511] {
+            self.0[(bit >> 6) as usize & 7] |= 1 << (bit & 63);
         }
     }
 
@@ -277,12 +294,51 @@ impl RuleMatcher {
                 }
             }
         }
-        let buckets = members.into_iter().map(|(k, (always, content))| (k, Bucket::build(always, content))).collect();
+        let mut by_field: BTreeMap<usize, FieldAtoms> = BTreeMap::new();
+        let mut buckets: HashMap<[u32; MAX_DIMS], Bucket> = HashMap::new();
+        let mut bucket_fields: Vec<Vec<usize>> = Vec::new();
+        for (id, (k, (always, content))) in members.into_iter().enumerate() {
+            let id = id as u32;
+            let mut fs = Vec::new();
+            for (rule, clause) in content {
+                for (field, atom) in clause {
+                    let (eq, subs) = by_field.entry(field).or_default();
+                    let list = match atom {
+                        Atom::Eq(s) => eq.entry(s).or_default(),
+                        Atom::Sub(s) => subs.entry(s).or_default(),
+                    };
+                    if list.last() != Some(&(id, rule)) {
+                        list.push((id, rule));
+                    }
+                    fs.push(field);
+                }
+            }
+            fs.sort_unstable();
+            fs.dedup();
+            bucket_fields.push(fs);
+            buckets.insert(k, Bucket { id, always, scans: Vec::new() });
+        }
+        let scans: Vec<FieldIndex> = by_field
+            .into_iter()
+            .map(|(field, (eq, subs))| {
+                let subs = (!subs.is_empty())
+                    .then(|| {
+                        let (patterns, rules): (Vec<String>, Vec<Vec<Placed>>) = subs.into_iter().unzip();
+                        AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok().map(|ac| (ac, rules))
+                    })
+                    .flatten();
+                FieldIndex { field, eq, subs }
+            })
+            .collect();
+        for b in buckets.values_mut() {
+            let fs = &bucket_fields[b.id as usize];
+            b.scans = scans.iter().enumerate().filter(|(_, x)| fs.binary_search(&x.field).is_ok()).map(|(i, _)| i as u32).collect();
+        }
         let firsts = fields
             .iter()
             .map(|k| (!k.wild && !k.paths.is_empty()).then(|| k.paths.iter().map(|p| segment_hash(p.segments().first().map_or("", String::as_str))).collect()))
             .collect();
-        RuleMatcher { rules, fields, firsts, dims, buckets, with_content }
+        RuleMatcher { rules, fields, firsts, dims, buckets, scans, with_content }
     }
 
     /// Appends to `out` the positions (in the rule set) of the detections `doc` matches, in
@@ -330,6 +386,8 @@ impl RuleMatcher {
             }
         }
         let mut key = [ANY; MAX_DIMS];
+        s.visited.clear();
+        s.scans.clear();
         for &i0 in &ids[0][..counts[0]] {
             key[0] = i0;
             for &i1 in &ids[1][..counts[1]] {
@@ -337,9 +395,21 @@ impl RuleMatcher {
                 for &i2 in &ids[2][..counts[2]] {
                     key[2] = i2;
                     if let Some(b) = self.buckets.get(&key) {
-                        b.candidates(self, doc, s);
+                        s.visited.push(b.id);
+                        s.scans.extend_from_slice(&b.scans);
+                        for &r in &b.always {
+                            s.add(r);
+                        }
                     }
                 }
+            }
+        }
+        s.scans.sort_unstable();
+        s.scans.dedup();
+        for i in 0..s.scans.len() {
+            let scan = s.scans[i] as usize;
+            if let Some(f) = self.scans.get(scan) {
+                self.scan(f, doc, s);
             }
         }
         s.candidates.sort_unstable();
@@ -382,88 +452,76 @@ impl RuleMatcher {
     }
 }
 
-impl Bucket {
-    fn build(always: Vec<u32>, content: Vec<(u32, Clause)>) -> Bucket {
-        let mut by_field: BTreeMap<usize, FieldAtoms> = BTreeMap::new();
-        for (rule, clause) in content {
-            for (field, atom) in clause {
-                let (eq, subs) = by_field.entry(field).or_default();
-                let list = match atom {
-                    Atom::Eq(s) => eq.entry(s).or_default(),
-                    Atom::Sub(s) => subs.entry(s).or_default(),
-                };
-                if list.last() != Some(&rule) {
-                    list.push(rule);
-                }
-            }
+impl Scratch {
+    /// Makes rule `r` a candidate (once).
+    fn add(&mut self, r: u32) {
+        let slot = &mut self.seen[r as usize];
+        if *slot != self.gen {
+            *slot = self.gen;
+            self.candidates.push(r);
         }
-        let fields = by_field
-            .into_iter()
-            .map(|(field, (eq, subs))| {
-                let subs = (!subs.is_empty())
-                    .then(|| {
-                        let (patterns, rules): (Vec<String>, Vec<Vec<u32>>) = subs.into_iter().unzip();
-                        AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok().map(|ac| (ac, rules))
-                    })
-                    .flatten();
-                FieldIndex { field, eq, subs }
-            })
-            .collect();
-        Bucket { always, fields }
     }
+}
 
-    /// Adds this bucket's candidates for `doc` to `s.candidates`.
-    fn candidates(&self, m: &RuleMatcher, doc: &Map<String, Value>, s: &mut Scratch) {
-        let (seen, gen, cands) = (&mut s.seen, s.gen, &mut s.candidates);
-        let mut add = |r: u32| {
-            let slot = &mut seen[r as usize];
-            if *slot != gen {
-                *slot = gen;
-                cands.push(r);
+impl RuleMatcher {
+    /// Looks `f`'s field up in `doc` and adds the rules (of visited buckets) whose atoms
+    /// its value meets.
+    fn scan(&self, f: &FieldIndex, doc: &Map<String, Value>, s: &mut Scratch) {
+        if self.firsts[f.field].as_ref().is_some_and(|hs| !hs.iter().any(|&h| s.present.may_have(h))) {
+            return;
+        }
+        let key = &self.fields[f.field];
+        let Scratch { seen, gen, candidates, lower, num, visited, patterns, .. } = s;
+        let gen = *gen;
+        let mut add = |list: &[Placed]| {
+            for &(b, r) in list {
+                if visited.contains(&b) {
+                    let slot = &mut seen[r as usize];
+                    if *slot != gen {
+                        *slot = gen;
+                        candidates.push(r);
+                    }
+                }
             }
         };
-        for &r in &self.always {
-            add(r);
-        }
-        for f in &self.fields {
-            if m.firsts[f.field].as_ref().is_some_and(|hs| !hs.iter().any(|&h| s.present.may_have(h))) {
-                continue;
+        let mut each: &mut dyn FnMut(&str) = &mut |text: &str| {
+            if !f.eq.is_empty() {
+                let hit = if text.bytes().any(|b| b.is_ascii_uppercase()) || !text.is_ascii() {
+                    lower.clear();
+                    lowercase_into(text, lower);
+                    f.eq.get(lower.as_str())
+                } else {
+                    f.eq.get(text)
+                };
+                if let Some(list) = hit {
+                    add(list);
+                }
             }
-            let key = &m.fields[f.field];
-            let mut each: &mut dyn FnMut(&str) = &mut |text: &str| {
-                if !f.eq.is_empty() {
-                    let hit = if text.bytes().any(|b| b.is_ascii_uppercase()) || !text.is_ascii() {
-                        s.lower.clear();
-                        lowercase_into(text, &mut s.lower);
-                        f.eq.get(s.lower.as_str())
-                    } else {
-                        f.eq.get(text)
-                    };
-                    for &r in hit.into_iter().flatten() {
-                        add(r);
+            if let Some((ac, rules)) = &f.subs {
+                let hay = if text.is_ascii() {
+                    text
+                } else {
+                    lower.clear();
+                    lowercase_into(text, lower);
+                    lower.as_str()
+                };
+                // Overlapping search reports every occurrence; a pattern's rules are
+                // added once per text.
+                patterns.clear();
+                for hit in ac.find_overlapping_iter(hay) {
+                    let p = hit.pattern().as_usize();
+                    if !patterns.contains(&p) {
+                        patterns.push(p);
+                        add(&rules[p]);
                     }
                 }
-                if let Some((ac, rules)) = &f.subs {
-                    let hay = if text.is_ascii() {
-                        text
-                    } else {
-                        s.lower.clear();
-                        lowercase_into(text, &mut s.lower);
-                        s.lower.as_str()
-                    };
-                    for hit in ac.find_overlapping_iter(hay) {
-                        for &r in &rules[hit.pattern().as_usize()] {
-                            add(r);
-                        }
-                    }
-                }
-            };
-            if key.paths.is_empty() {
-                // Keywords: every scalar of the event, as `keyword_in` reads them.
-                each_leaf(doc.values(), &mut s.num, &mut each);
-            } else if let Some(v) = key.lookup(doc) {
-                each_text(v, &mut s.num, &mut each);
             }
+        };
+        if key.paths.is_empty() {
+            // Keywords: every scalar of the event, as `keyword_in` reads them.
+            each_leaf(doc.values(), num, &mut each);
+        } else if let Some(v) = key.lookup(doc) {
+            each_text(v, num, &mut each);
         }
     }
 }
