@@ -26,6 +26,7 @@ if [[ "${SMALL:-0}" == 1 ]]; then
     [http]="--scenario http --events 20000"
     [http-rate]="--scenario http --events 20000 --rate 5000"
     [amqp]="--scenario amqp --events 20000"
+    [amqp-batch]="--scenario amqp --events 20000 --batch 100"
     [memory]="--scenario memory --keys 100000"
   )
 else
@@ -39,10 +40,11 @@ else
     [http]="--scenario http --events 300000"
     [http-rate]="--scenario http --events 300000 --rate 20000"
     [amqp]="--scenario amqp --events 300000"
+    [amqp-batch]="--scenario amqp --events 300000 --batch 100"
     [memory]="--scenario memory --keys 1000000"
   )
 fi
-SCENARIOS=${SCENARIOS:-"engine window window-half rules rules-half sigma http http-rate amqp memory"}
+SCENARIOS=${SCENARIOS:-"engine window window-half rules rules-half sigma http http-rate amqp amqp-batch memory"}
 for name in $SCENARIOS; do
   args=${CASES[$name]:-}
   [[ -z "$args" ]] && { echo "no case named $name" >&2; continue; }

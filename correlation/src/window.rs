@@ -71,19 +71,56 @@ impl Item for (Number, Contribution) {
 /// for sliding windows, the next bucket's start for tumbling ones. Records of slots without
 /// a spec are dropped here.
 ///
-/// The retraction keeps the record's message capability: a differential update may sit at
-/// any time at or after its capability, so no capability juggling is needed.
+/// The record passes at once; its retraction waits here, in time order, until the input
+/// frontier reaches its time, under one capability held at the earliest waiting time. Sent
+/// at once (as it was), every retraction sat in the next arrangement's batcher until its
+/// time, and the batcher walks and copies what it keeps on every sealed time: with small,
+/// frequent batches (one `_bulk` request or AMQP message each) that was most of the engine's
+/// CPU (`perf/RESULTS.md`, scenarios 4 and 5). The collection is the same either way.
 pub(crate) fn slide<'s, V: ExchangeData>(input: VecCollection<'s, Time, (Key, V), isize>, specs: &Specs) -> VecCollection<'s, Time, (Key, V), isize> {
     let specs = specs.clone();
     input
         .inner
-        .flat_map(move |((k, v), t, r)| {
-            let spec = specs.get(k.0 as usize);
-            spec.map(|s| {
-                [((k.clone(), v.clone()), t, r), ((k, v), s.leaves(t), -r)]
-            })
-            .into_iter()
-            .flatten()
+        .unary_frontier::<CapacityContainerBuilder<Vec<((Key, V), Time, isize)>>, _, _, _>(Pipeline, "Slide", move |_, _| {
+            let mut later: BTreeMap<Time, Vec<((Key, V), isize)>> = BTreeMap::new();
+            let mut hold: Option<Capability<Time>> = None;
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let Some(cap) = cap.retain_least(0) else { return };
+                    let mut session = output.session(&cap);
+                    for ((k, v), t, r) in data.drain(..) {
+                        let Some(spec) = specs.get(k.0 as usize) else { continue };
+                        later.entry(spec.leaves(t)).or_default().push(((k.clone(), v.clone()), -r));
+                        session.give(((k, v), t, r));
+                    }
+                    drop(session);
+                    if hold.as_ref().is_none_or(|h| h.time() > cap.time()) {
+                        hold = Some(cap);
+                    }
+                });
+                // Retractions whose time the input has reached (all of them once it ends).
+                let reached = |t: &Time| frontier.frontier().iter().all(|f| f >= t);
+                if let Some(h) = hold.as_ref() {
+                    let mut session = output.session(h);
+                    while let Some(entry) = later.first_entry() {
+                        if !reached(entry.key()) {
+                            break;
+                        }
+                        let t = *entry.key();
+                        session.give_iterator(entry.remove().into_iter().map(move |(d, r)| (d, t, r)));
+                    }
+                }
+                match later.first_key_value() {
+                    Some((t, _)) => {
+                        if let Some(h) = hold.as_mut() {
+                            if h.time() < t {
+                                h.downgrade(t);
+                            }
+                        }
+                    }
+                    None => hold = None,
+                }
+            }
         })
         .as_collection()
 }
