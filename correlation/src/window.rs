@@ -67,6 +67,9 @@ impl Item for (Number, Contribution) {
     }
 }
 
+/// Retractions waiting for their time.
+type Waiting<V> = Vec<((Key, V), isize)>;
+
 /// Each record at `t` stays in its slot's window until [`WindowSpec::leaves`]: `t + w + 1`
 /// for sliding windows, the next bucket's start for tumbling ones. Records of slots without
 /// a spec are dropped here.
@@ -82,7 +85,7 @@ pub(crate) fn slide<'s, V: ExchangeData>(input: VecCollection<'s, Time, (Key, V)
     input
         .inner
         .unary_frontier::<CapacityContainerBuilder<Vec<((Key, V), Time, isize)>>, _, _, _>(Pipeline, "Slide", move |_, _| {
-            let mut later: BTreeMap<Time, Vec<((Key, V), isize)>> = BTreeMap::new();
+            let mut later: BTreeMap<Time, Waiting<V>> = BTreeMap::new();
             let mut hold: Option<Capability<Time>> = None;
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
