@@ -12,6 +12,7 @@
 //! check both against a recomputation from scratch); the perf scenario `window` measures
 //! the difference.
 
+use crate::window::hold_until;
 use crate::{Contribution, Crossing, Crossings, Events, GroupKey, Key, Number, Slot, Specs, Time, Window, WindowSpec};
 use differential_dataflow::Hashable;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -202,6 +203,16 @@ impl Entry {
         self.head = head as u16;
     }
 
+    /// Settles the window at `time` the first time `time` touches it; whether it did.
+    fn touch(&mut self, spec: &WindowSpec, time: Time) -> bool {
+        let first = !self.has(TOUCHED);
+        if first {
+            self.set(TOUCHED, true);
+            self.settle(spec, time);
+        }
+        first
+    }
+
     /// Brings the window to `time` before its records at `time` arrive: notes whether it
     /// met the condition just before (its records that left earlier may still be here,
     /// when only the growth of its count matters), then drops every record gone by `time`.
@@ -226,15 +237,13 @@ struct Slab {
 impl Slab {
     /// Adds `entry` at the end; its position.
     fn push(&mut self, entry: Entry) -> u32 {
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(entry),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(entry);
-                self.chunks.push(chunk);
-            }
+        if self.chunks.last().is_none_or(|c| c.len() == CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
         }
-        ((self.chunks.len() - 1) * CHUNK + self.chunks.last().map_or(0, Vec::len) - 1) as u32
+        let n = self.chunks.len() - 1;
+        let chunk = &mut self.chunks[n];
+        chunk.push(entry);
+        (n * CHUNK + chunk.len() - 1) as u32
     }
 }
 
@@ -284,6 +293,11 @@ struct Counts {
     packed: Vec<u8>,
 }
 
+/// Where a window's key goes in the index (the same for lookups, inserts and removals).
+fn key_hash(hasher: &DefaultHashBuilder, slot: Slot, group: &[u8]) -> u64 {
+    hasher.hash_one((slot, group))
+}
+
 /// The sweep bucket for a rising window whose newest record leaves at `leaves`.
 fn bucket(spec: &WindowSpec, leaves: Time) -> Time {
     let g = (spec.window_ms / 16).max(1);
@@ -312,26 +326,8 @@ impl Counts {
     /// Once the times that have passed are taken: moves the holds up to the earliest pending
     /// record and expiry, or lets them go.
     fn release(&mut self) {
-        match self.due.first_key_value() {
-            Some((t, _)) => {
-                if let Some(h) = self.due_hold.as_mut() {
-                    if h.time() < t {
-                        h.downgrade(t);
-                    }
-                }
-            }
-            None => self.due_hold = None,
-        }
-        match self.expiry.peek() {
-            Some(Reverse((t, _))) => {
-                if let Some(h) = self.hold.as_mut() {
-                    if h.time() < t {
-                        h.downgrade(t);
-                    }
-                }
-            }
-            None => self.hold = None,
-        }
+        hold_until(&mut self.due_hold, self.due.first_key_value().map(|(t, _)| t));
+        hold_until(&mut self.hold, self.expiry.peek().map(|Reverse((t, _))| t));
     }
 
     /// Takes one time: records leave, records arrive, touched keys are evaluated.
@@ -345,9 +341,7 @@ impl Counts {
             let entry = &mut self.slab[pos];
             entry.set(PENDING, false);
             let Some(spec) = specs.get(entry.slot as usize) else { continue };
-            if !entry.has(TOUCHED) {
-                entry.set(TOUCHED, true);
-                entry.settle(spec, time);
+            if entry.touch(spec, time) {
                 self.touched.push(pos);
             }
             // Next time this window loses records: when its oldest leaves.
@@ -361,9 +355,7 @@ impl Counts {
                 let Some(spec) = specs.get(key.0 as usize) else { continue };
                 let pos = self.position(key);
                 let entry = &mut self.slab[pos];
-                if !entry.has(TOUCHED) {
-                    entry.set(TOUCHED, true);
-                    entry.settle(spec, time);
+                if entry.touch(spec, time) {
                     self.touched.push(pos);
                 }
                 if !entry.has(PENDING) {
@@ -408,13 +400,11 @@ impl Counts {
     /// drops the records that have left, forgets a window left empty, and puts the others
     /// in the bucket of their newest record.
     fn sweep(&mut self, specs: &Specs, done: impl Fn(&Time) -> bool) {
-        let mut swept = false;
         while let Some(entry) = self.sweeps.first_entry() {
             let now = *entry.key();
             if !done(&now) {
                 break;
             }
-            swept = true;
             for pos in entry.remove() {
                 let entry = &mut self.slab[pos];
                 entry.set(PENDING, false);
@@ -430,9 +420,7 @@ impl Counts {
                 }
             }
         }
-        if swept {
-            self.note_held();
-        }
+        self.note_held();
     }
 
     /// Keys and records held, for the tests.
@@ -444,7 +432,7 @@ impl Counts {
     /// The slab position of `key`'s window, made (empty) if it has none.
     fn position(&mut self, (slot, group): Key) -> u32 {
         pack(&group, &mut self.packed);
-        let hash = self.hasher.hash_one((slot, &self.packed[..]));
+        let hash = key_hash(&self.hasher, slot, &self.packed);
         let (slab, packed) = (&self.slab, &self.packed);
         if let Some(&pos) = self.index.find(hash, |&p| slab[p].slot == slot && slab[p].group[..] == packed[..]) {
             return pos;
@@ -458,14 +446,14 @@ impl Counts {
             None => self.slab.push(entry),
         };
         let (slab, hasher) = (&self.slab, &self.hasher);
-        self.index.insert_unique(hash, pos, |&p| hasher.hash_one((slab[p].slot, &slab[p].group[..])));
+        self.index.insert_unique(hash, pos, |&p| key_hash(hasher, slab[p].slot, &slab[p].group));
         pos
     }
 
     /// Forgets an empty window.
     fn remove(&mut self, pos: u32) {
         let entry = &mut self.slab[pos];
-        let hash = self.hasher.hash_one((entry.slot, &entry.group[..]));
+        let hash = key_hash(&self.hasher, entry.slot, &entry.group);
         if let Ok(found) = self.index.find_entry(hash, |&p| p == pos) {
             found.remove();
         }

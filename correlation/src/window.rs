@@ -67,6 +67,22 @@ impl Item for (Number, Contribution) {
     }
 }
 
+/// Moves `hold` up to `earliest`, the earliest time something still waits to be reported
+/// at, or lets it go when nothing waits: a held capability keeps the frontier of every
+/// operator downstream, so it must never sit earlier than needed.
+pub(crate) fn hold_until(hold: &mut Option<Capability<Time>>, earliest: Option<&Time>) {
+    match earliest {
+        Some(t) => {
+            if let Some(h) = hold.as_mut() {
+                if h.time() < t {
+                    h.downgrade(t);
+                }
+            }
+        }
+        None => *hold = None,
+    }
+}
+
 /// Retractions waiting for their time.
 type Waiting<V> = Vec<((Key, V), isize)>;
 
@@ -113,16 +129,7 @@ pub(crate) fn slide<'s, V: ExchangeData>(input: VecCollection<'s, Time, (Key, V)
                         session.give_iterator(entry.remove().into_iter().map(move |(d, r)| (d, t, r)));
                     }
                 }
-                match later.first_key_value() {
-                    Some((t, _)) => {
-                        if let Some(h) = hold.as_mut() {
-                            if h.time() < t {
-                                h.downgrade(t);
-                            }
-                        }
-                    }
-                    None => hold = None,
-                }
+                hold_until(&mut hold, later.first_key_value().map(|(t, _)| t));
             }
         })
         .as_collection()
