@@ -33,8 +33,9 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use rampart_core::FieldPath;
 use serde_json::{Map, Value};
 use std::cell::RefCell;
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap};
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 
 /// At most this many routing dimensions (an event visits up to 2^dims buckets).
 const MAX_DIMS: usize = 3;
@@ -97,6 +98,8 @@ pub struct RuleMatcher {
     /// of the event (or of its `details`) for the lookup to find anything ([`Present`]);
     /// `None` for keyword and wildcard lookups, which are always made.
     firsts: Vec<Option<Vec<u64>>>,
+    /// Hashes key segments for `firsts` and [`Present`].
+    segments: DefaultHashBuilder,
     /// Routing dimensions: a field and its known values (lowercased) → value id.
     dims: Vec<(usize, HashMap<String, u32>)>,
     /// Buckets by value id per dimension ([`ANY`] for "any"; unused dimensions are ANY).
@@ -130,10 +133,7 @@ struct FieldIndex {
 /// Per-thread scratch space, so matching allocates nothing per event once warm.
 #[derive(Default)]
 struct Scratch {
-    /// Generation stamp per rule: `seen[r] == gen` when `r` is already a candidate.
-    seen: Vec<u32>,
-    gen: u32,
-    candidates: Vec<u32>,
+    candidates: Candidates,
     /// A lowercased copy of the value being looked at, when it needs one.
     lower: String,
     /// A number's text.
@@ -158,18 +158,18 @@ struct Scratch {
 struct Present([u64; 8]);
 
 impl Present {
-    fn fill(&mut self, doc: &Map<String, Value>) {
+    fn fill(&mut self, doc: &Map<String, Value>, hasher: &DefaultHashBuilder) {
         self.0 = [0; 8];
         for (k, v) in doc {
-            self.insert(k);
+            self.insert(k, hasher);
             if let (Value::Object(details), "details") = (v, k.as_str()) {
-                details.keys().for_each(|k| self.insert(k));
+                details.keys().for_each(|k| self.insert(k, hasher));
             }
         }
     }
 
-    fn insert(&mut self, key: &str) {
-        let h = segment_hash(key.split('.').next().unwrap_or_default());
+    fn insert(&mut self, key: &str, hasher: &DefaultHashBuilder) {
+        let h = hasher.hash_one(key.split('.').next().unwrap_or_default());
         for bit in [h >> 55, (h >> 46) & 511] {
             self.0[(bit >> 6) as usize & 7] |= 1 << (bit & 63);
         }
@@ -180,14 +180,7 @@ impl Present {
     }
 }
 
-/// FNV-1a over a key segment, mixed so that its top bits are well spread.
-fn segment_hash(seg: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in seg.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (h ^ (h >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
+
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -334,11 +327,12 @@ impl RuleMatcher {
             let fs = &bucket_fields[b.id as usize];
             b.scans = scans.iter().enumerate().filter(|(_, x)| fs.binary_search(&x.field).is_ok()).map(|(i, _)| i as u32).collect();
         }
+        let segments = DefaultHashBuilder::default();
         let firsts = fields
             .iter()
-            .map(|k| (!k.wild && !k.paths.is_empty()).then(|| k.paths.iter().map(|p| segment_hash(p.segments().first().map_or("", String::as_str))).collect()))
+            .map(|k| (!k.wild && !k.paths.is_empty()).then(|| k.paths.iter().map(|p| segments.hash_one(p.segments().first().map_or("", String::as_str))).collect()))
             .collect();
-        RuleMatcher { rules, fields, firsts, dims, buckets, scans, with_content }
+        RuleMatcher { rules, fields, firsts, segments, dims, buckets, scans, with_content }
     }
 
     /// Appends to `out` the positions (in the rule set) of the detections `doc` matches, in
@@ -348,7 +342,7 @@ impl RuleMatcher {
             let mut s = s.borrow_mut();
             let s = &mut *s;
             self.candidates_into(doc, s);
-            for &c in &s.candidates {
+            for &c in &s.candidates.list {
                 let (pos, det) = &self.rules[c as usize];
                 if det.matches_doc(doc) {
                     out.push(*pos);
@@ -359,16 +353,7 @@ impl RuleMatcher {
 
     /// The rules `doc` must be evaluated against, sorted, into `s.candidates`.
     fn candidates_into(&self, doc: &Map<String, Value>, s: &mut Scratch) {
-        s.gen = s.gen.wrapping_add(1);
-        if s.gen == 0 {
-            s.seen.iter_mut().for_each(|x| *x = 0);
-            s.gen = 1;
-        }
-        if s.seen.len() < self.rules.len() {
-            s.seen.resize(self.rules.len(), 0);
-        }
-        s.candidates.clear();
-        s.present.fill(doc);
+        s.candidates.start(self.rules.len());
         // The event's value ids on each dimension (plus "any").
         let mut ids: [[u32; 4]; MAX_DIMS] = [[ANY; 4]; MAX_DIMS];
         let mut counts = [1usize; MAX_DIMS];
@@ -398,7 +383,7 @@ impl RuleMatcher {
                         s.visited.push(b.id);
                         s.scans.extend_from_slice(&b.scans);
                         for &r in &b.always {
-                            s.add(r);
+                            s.candidates.add(r);
                         }
                     }
                 }
@@ -406,13 +391,16 @@ impl RuleMatcher {
         }
         s.scans.sort_unstable();
         s.scans.dedup();
+        if !s.scans.is_empty() {
+            s.present.fill(doc, &self.segments);
+        }
         for i in 0..s.scans.len() {
             let scan = s.scans[i] as usize;
             if let Some(f) = self.scans.get(scan) {
                 self.scan(f, doc, s);
             }
         }
-        s.candidates.sort_unstable();
+        s.candidates.list.sort_unstable();
     }
 
     /// The positions (in the rule set) of the detections `doc` would be evaluated against
@@ -420,7 +408,7 @@ impl RuleMatcher {
     pub fn candidates(&self, doc: &Map<String, Value>) -> Vec<usize> {
         let mut s = Scratch::default();
         self.candidates_into(doc, &mut s);
-        s.candidates.iter().map(|&c| self.rules[c as usize].0).collect()
+        s.candidates.list.iter().map(|&c| self.rules[c as usize].0).collect()
     }
 
     /// Same result as [`RuleMatcher::matches`], by evaluating every detection (for tests and
@@ -452,13 +440,35 @@ impl RuleMatcher {
     }
 }
 
-impl Scratch {
+/// The rules an event must be evaluated against, each once.
+#[derive(Default)]
+struct Candidates {
+    /// Generation stamp per rule: `seen[r] == gen` when `r` is already in `list`.
+    seen: Vec<u32>,
+    gen: u32,
+    list: Vec<u32>,
+}
+
+impl Candidates {
+    /// Empties the list for a new event over `rules` rules.
+    fn start(&mut self, rules: usize) {
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            self.seen.iter_mut().for_each(|x| *x = 0);
+            self.gen = 1;
+        }
+        if self.seen.len() < rules {
+            self.seen.resize(rules, 0);
+        }
+        self.list.clear();
+    }
+
     /// Makes rule `r` a candidate (once).
     fn add(&mut self, r: u32) {
         let slot = &mut self.seen[r as usize];
         if *slot != self.gen {
             *slot = self.gen;
-            self.candidates.push(r);
+            self.list.push(r);
         }
     }
 }
@@ -471,16 +481,11 @@ impl RuleMatcher {
             return;
         }
         let key = &self.fields[f.field];
-        let Scratch { seen, gen, candidates, lower, num, visited, patterns, .. } = s;
-        let gen = *gen;
+        let Scratch { candidates, lower, num, visited, patterns, .. } = s;
         let mut add = |list: &[Placed]| {
             for &(b, r) in list {
                 if visited.contains(&b) {
-                    let slot = &mut seen[r as usize];
-                    if *slot != gen {
-                        *slot = gen;
-                        candidates.push(r);
-                    }
+                    candidates.add(r);
                 }
             }
         };
