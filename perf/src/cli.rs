@@ -29,8 +29,9 @@ pub struct Args {
     /// Dataflow workers.
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
-    /// Events per batch handed to the engine (in-engine), per `_bulk` request (http) or per
-    /// AMQP message (amqp; 1 = one event per message, as MozDef publishes).
+    /// Events per batch handed to the engine (in-engine; memory: default 10000), per `_bulk`
+    /// request (http) or per AMQP message (amqp; 1 = one event per message, as MozDef
+    /// publishes).
     #[arg(long)]
     pub batch: Option<usize>,
     /// Generator seed.
@@ -47,7 +48,8 @@ pub struct Args {
     #[arg(long)]
     pub step_us: Option<u64>,
     /// Allowed lateness in ms (engine watermark). Default: 60000 flat out, 0 open loop (an
-    /// alert leaves when the watermark passes it, so lateness adds to alert latency).
+    /// alert leaves when the watermark passes it, so lateness adds to alert latency) and 0
+    /// for memory (every event counted into its window when the bytes are read).
     #[arg(long)]
     pub lateness_ms: Option<u64>,
     /// Rule files or directories (`engine`, `http`, `amqp`; default rules/library).

@@ -2,11 +2,12 @@
 //!
 //! One `event_count` correlation over a 1 h window (nothing expires during the run, nothing
 //! crosses) gets one event from each of `--keys` distinct sources. Events are generated and
-//! sent in chunks of 10,000 (`--batch`), so at most a few chunks are alive at once; once the engine has
-//! matched every event and settled, the bytes the allocator holds are compared with those
-//! before the first event. The counting allocator (`stats_alloc`) is installed only in the
-//! `rampart-perf-memory` binary, so the other scenarios run on the plain system allocator;
-//! `rampart-perf --scenario memory` runs that binary. VmRSS growth is reported beside it.
+//! sent in chunks of 10,000 (`--batch`), so at most a few chunks are alive at once; once
+//! the engine has matched every event and settled, the bytes the allocator holds are
+//! compared with those before the first event. The counting allocator (`stats_alloc`) is
+//! installed only in the `rampart-perf-memory` binary, so the other scenarios run on the
+//! plain system allocator; `rampart-perf --scenario memory` runs that binary. VmRSS growth
+//! is reported beside it.
 //! The lateness is 0 unless `--lateness-ms` says otherwise, so that every event has been
 //! counted into its window when the bytes are read (with a lateness, the newest events
 //! still wait for the watermark, and their bytes would be counted as window state).
@@ -84,7 +85,7 @@ pub fn run(args: &Args, held: &dyn Fn() -> i64) -> Result<()> {
         }
     }
     settle(&metrics, keys as u64);
-    for _ in 0..4 { std::thread::sleep(Duration::from_secs(1)); eprintln!("TMP held {}", (held() - held0) as f64 / keys as f64); }
+    std::thread::sleep(Duration::from_secs(1));
     let (held1, rss1) = (held(), measure::rss());
     let feed_s = t0.elapsed().as_secs_f64();
     drop(handle);
