@@ -60,19 +60,31 @@ Dumper.add_representer(Flow, flow)
 
 def build(name, description, priority, system, provider, data_prefixes, header):
     t = []
+    logsource_ids = []
     windows_or_av = [{"type": "logsource", "product": "windows"}, {"type": "logsource", "category": "antivirus"}]
     for (cat, prod), alts in sorted(cats.items(), key=lambda kv: kv[0][0]):
         rc = {"type": "logsource", "category": cat}
         if prod:
             rc["product"] = prod
         conds = alts[0] if len(alts) == 1 else alts
+        logsource_ids.append(f"logsource_{cat}")
         t.append({"id": f"logsource_{cat}", "type": "add_condition", "conditions": conds, "rule_conditions": [rc]})
     for svc, chans in sorted(channels.items()):
         if not chans:
             continue
+        logsource_ids.append(f"logsource_service_{svc}")
         t.append({"id": f"logsource_service_{svc}", "type": "add_condition",
                   "conditions": {"Channel": chans if len(chans) > 1 else chans[0]},
                   "rule_conditions": [{"type": "logsource", "product": "windows", "service": svc}]})
+    # A rule whose logsource none of the above maps and that is not a Windows rule (Linux,
+    # macOS, cloud, network, web: SigmaHQ keeps them all in one tree) gets no Channel/EventID
+    # condition; without this item it would be evaluated against, and could match, every
+    # Windows event. It applies only to events that have no Windows channel. The path is
+    # written as it ends up: the renames below apply to Windows rules only.
+    t.append({"id": "other_logsources", "type": "add_condition",
+              "conditions": {system("Channel") + "|exists": False},
+              "rule_conditions": [{"type": "processing_item_applied", "processing_item_id": i} for i in logsource_ids] + windows_or_av,
+              "rule_cond_op": "or", "rule_cond_not": True})
     mapping_ids = []
     for (cat, prod), m in sorted(catmaps.items()):
         extra = DEFENDER if cat == "antivirus" else {}

@@ -56,7 +56,7 @@ pub struct Pipeline {
 struct Item {
     id: Option<String>,
     transform: Transform,
-    rule_conds: Vec<LogSource>,
+    rule_conds: Vec<RuleCond>,
     rule_cond_or: bool,
     rule_cond_not: bool,
     field_conds: Vec<FieldNameCond>,
@@ -74,6 +74,15 @@ enum Transform {
     AddCondition(SelectionMatcher),
     /// Marks `vars` as usable by `expand` (include/exclude: which placeholders).
     Placeholders { include: Vec<String>, exclude: Vec<String> },
+}
+
+/// A `rule_conditions` entry.
+#[derive(Clone, Debug)]
+enum RuleCond {
+    /// `type: logsource`: the rule's logsource has these (unset: any).
+    LogSource(LogSource),
+    /// `type: processing_item_applied`: an earlier item with this `id` applied to the rule.
+    Applied(String),
 }
 
 #[derive(Clone, Debug)]
@@ -261,10 +270,8 @@ impl Pipeline {
     fn apply(&self, det: &mut Detection) {
         // Per field condition (flat index, see `conds_mut`), the items already applied to it.
         let mut applied: Vec<Vec<usize>> = Vec::new();
-        for (ii, item) in self.items.iter().enumerate() {
-            if !item.rule_applies(&det.logsource) {
-                continue;
-            }
+        for ii in self.items_for(&det.logsource) {
+            let item = &self.items[ii];
             match &item.transform {
                 Transform::AddCondition(m) => {
                     let idx = det.selections.len();
@@ -300,11 +307,25 @@ impl Pipeline {
         }
     }
 
+    /// The items whose rule conditions hold for a rule with logsource `ls`, in order. An
+    /// item's `processing_item_applied` rule condition sees the items before it (pySigma:
+    /// an item applies to a rule when its rule conditions hold).
+    fn items_for(&self, ls: &LogSource) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for (ii, item) in self.items.iter().enumerate() {
+            if item.rule_applies(ls, &out, &self.items) {
+                out.push(ii);
+            }
+        }
+        out
+    }
+
     /// The renaming half of [`Pipeline::apply`] for one field outside a detection.
     fn rename_paths(&self, ls: &LogSource, mut paths: Vec<FieldPath>) -> Vec<FieldPath> {
         let mut applied = Vec::new();
-        for (ii, item) in self.items.iter().enumerate() {
-            if !matches!(item.transform, Transform::Mapping(_) | Transform::Prefix(_)) || !item.rule_applies(ls) || !item.field_applies(paths.iter(), &applied, &self.items) {
+        for ii in self.items_for(ls) {
+            let item = &self.items[ii];
+            if !matches!(item.transform, Transform::Mapping(_) | Transform::Prefix(_)) || !item.field_applies(paths.iter(), &applied, &self.items) {
                 continue;
             }
             if let Some(new) = item.rename(paths.iter()) {
@@ -319,12 +340,10 @@ impl Pipeline {
     /// `value_placeholders` transformation that applies to this logsource.
     pub fn placeholder(&self, name: &str, ls: &LogSource) -> Option<&[String]> {
         let values = self.vars.get(name)?;
-        self.items
-            .iter()
-            .any(|i| match &i.transform {
-                Transform::Placeholders { include, exclude } => {
-                    i.rule_applies(ls) && (include.is_empty() || include.iter().any(|x| x == name)) && !exclude.iter().any(|x| x == name)
-                }
+        self.items_for(ls)
+            .into_iter()
+            .any(|ii| match &self.items[ii].transform {
+                Transform::Placeholders { include, exclude } => (include.is_empty() || include.iter().any(|x| x == name)) && !exclude.iter().any(|x| x == name),
                 _ => false,
             })
             .then_some(values.as_slice())
@@ -344,14 +363,20 @@ impl Pipeline {
                 let when: Vec<String> = i
                     .rule_conds
                     .iter()
-                    .map(|l| {
-                        [("category", &l.category), ("product", &l.product), ("service", &l.service)]
+                    .map(|c| match c {
+                        RuleCond::LogSource(l) => [("category", &l.category), ("product", &l.product), ("service", &l.service)]
                             .iter()
                             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
                             .collect::<Vec<_>>()
-                            .join(",")
+                            .join(","),
+                        RuleCond::Applied(id) => format!("{id} applied"),
                     })
                     .collect();
+                let when = match (i.rule_cond_not, i.rule_cond_or) {
+                    (false, _) => when,
+                    (true, true) => vec![format!("none of ({})", when.join(", "))],
+                    (true, false) => vec![format!("not all of ({})", when.join(", "))],
+                };
                 match (&i.id, when.is_empty()) {
                     (Some(id), true) => format!("{id}: {t}"),
                     (Some(id), false) => format!("{id}: {t} when {}", when.join(" or ")),
@@ -378,16 +403,21 @@ fn conds_mut(det: &mut Detection) -> Vec<&mut FieldCond> {
 }
 
 impl Item {
-    fn rule_applies(&self, ls: &LogSource) -> bool {
+    /// Whether the rule conditions hold for a rule with logsource `ls` to which the items
+    /// `applied` (indices into `items`) have applied.
+    fn rule_applies(&self, ls: &LogSource, applied: &[usize], items: &[Item]) -> bool {
         if self.rule_conds.is_empty() {
             return true;
         }
-        let one = |c: &LogSource| {
-            let eq = |want: &Option<String>, have: &Option<String>| match want {
-                None => true,
-                Some(w) => have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
-            };
-            eq(&c.category, &ls.category) && eq(&c.product, &ls.product) && eq(&c.service, &ls.service)
+        let one = |c: &RuleCond| match c {
+            RuleCond::LogSource(c) => {
+                let eq = |want: &Option<String>, have: &Option<String>| match want {
+                    None => true,
+                    Some(w) => have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
+                };
+                eq(&c.category, &ls.category) && eq(&c.product, &ls.product) && eq(&c.service, &ls.service)
+            }
+            RuleCond::Applied(id) => applied.iter().any(|&i| items.get(i).and_then(|x| x.id.as_deref()) == Some(id.as_str())),
         };
         let hit = if self.rule_cond_or { self.rule_conds.iter().any(one) } else { self.rule_conds.iter().all(one) };
         hit != self.rule_cond_not
@@ -537,7 +567,9 @@ fn parse_pipeline(node: &Node, file: &str, sink: &mut Sink) -> Option<Pipeline> 
     match map.get_node("transformations") {
         Some(Node::Sequence(seq)) => {
             for (i, t) in seq.iter().enumerate() {
-                if let Some(item) = parse_item(t, &format!("transformations[{i}]"), sink) {
+                // Ids of the items before this one, parsed or not (for `processing_item_applied`).
+                let earlier: Vec<&str> = seq[..i].iter().filter_map(|n| n.as_mapping()?.get_scalar("id")).map(|s| s.as_str()).collect();
+                if let Some(item) = parse_item(t, &format!("transformations[{i}]"), &earlier, sink) {
                     items.push(item);
                 }
             }
@@ -548,7 +580,7 @@ fn parse_pipeline(node: &Node, file: &str, sink: &mut Sink) -> Option<Pipeline> 
     Some(Pipeline { name, description, priority, vars, source: file.to_string(), items })
 }
 
-fn parse_item(node: &Node, path: &str, sink: &mut Sink) -> Option<Item> {
+fn parse_item(node: &Node, path: &str, earlier: &[&str], sink: &mut Sink) -> Option<Item> {
     let Some(map) = node.as_mapping() else {
         sink.error("P004", pos(node), path, format!("a transformation must be a mapping, found {}", kind_name(node)));
         return None;
@@ -623,7 +655,7 @@ fn parse_item(node: &Node, path: &str, sink: &mut Sink) -> Option<Item> {
             Transform::Placeholders { include: list("include", sink)?, exclude: list("exclude", sink)? }
         }
     };
-    let (rule_conds, rule_cond_or, rule_cond_not) = parse_rule_conds(map, path, sink);
+    let (rule_conds, rule_cond_or, rule_cond_not) = parse_rule_conds(map, path, earlier, sink);
     let (field_conds, field_cond_or, field_cond_not) = parse_field_conds(map, path, sink);
     (sink.diags.len() == before).then_some(Item { id, transform, rule_conds, rule_cond_or, rule_cond_not, field_conds, field_cond_or, field_cond_not })
 }
@@ -675,7 +707,7 @@ fn cond_list<'n>(map: &'n MarkedMappingNode, key: &str, path: &str, sink: &mut S
     }
 }
 
-fn parse_rule_conds(map: &MarkedMappingNode, path: &str, sink: &mut Sink) -> (Vec<LogSource>, bool, bool) {
+fn parse_rule_conds(map: &MarkedMappingNode, path: &str, earlier: &[&str], sink: &mut Sink) -> (Vec<RuleCond>, bool, bool) {
     let mut out = Vec::new();
     for (m, p) in cond_list(map, "rule_conditions", path, sink) {
         match m.get_scalar("type").map(|s| s.as_str()) {
@@ -697,11 +729,33 @@ fn parse_rule_conds(map: &MarkedMappingNode, path: &str, sink: &mut Sink) -> (Ve
                         None => sink.error("P005", pos(v), &format!("{p}.{}", k.as_str()), format!("`{}` must be a string", k.as_str())),
                     }
                 }
-                out.push(ls);
+                out.push(RuleCond::LogSource(ls));
+            }
+            Some("processing_item_applied") => {
+                for (k, _) in m.iter() {
+                    if !matches!(k.as_str(), "type" | "processing_item_id") {
+                        unknown_key(sink, k, &format!("{p}.{}", k.as_str()), &["type", "processing_item_id"]);
+                    }
+                }
+                match m.get_scalar("processing_item_id") {
+                    Some(id) if earlier.contains(&id.as_str()) => out.push(RuleCond::Applied(id.as_str().to_string())),
+                    Some(id) => sink.error_hint(
+                        "P005",
+                        spos(id),
+                        &format!("{p}.processing_item_id"),
+                        format!("no transformation before this one has id `{}`", id.as_str()),
+                        match earlier {
+                            [] => "give the earlier transformation an `id`".to_string(),
+                            few if few.len() <= 8 => format!("earlier ids: {}", few.join(", ")),
+                            many => format!("earlier ids: {}, … ({} in all)", many[..8].join(", "), many.len()),
+                        },
+                    ),
+                    None => sink.error_hint("P005", pos(&Node::Mapping(m.clone())), &p, "`processing_item_applied` needs `processing_item_id`", "the `id` of an earlier transformation"),
+                }
             }
             Some(other) => {
                 let at = m.get_scalar("type").map(spos).unwrap_or_else(|| pos(&Node::Mapping(m.clone())));
-                sink.error_hint("P005", at, &format!("{p}.type"), format!("rule condition type `{other}` is not supported"), "supported: logsource");
+                sink.error_hint("P005", at, &format!("{p}.type"), format!("rule condition type `{other}` is not supported"), "supported: logsource, processing_item_applied");
             }
             None => sink.error_hint("P005", pos(&Node::Mapping(m.clone())), &p, "a rule condition needs `type`", "e.g. {type: logsource, product: windows}"),
         }
@@ -862,6 +916,35 @@ mod tests {
         let neg = det_with(vec![pipe("name: t\ntransformations:\n  - type: add_condition\n    conditions: {src: x}\n")], "title: t\ndetection:\n  sel:\n    a: 1\n  condition: not sel\n");
         assert!(m(&neg, json!({"src": "x", "a": 2})));
         assert!(!m(&neg, json!({"src": "y", "a": 2})));
+    }
+
+    #[test]
+    fn processing_item_applied_as_a_rule_condition_sees_earlier_items() {
+        // Rules the first item maps keep its condition; every other rule that is not a
+        // Windows rule only matches events without `sys.channel`.
+        let p = pipe(concat!(
+            "name: t\ntransformations:\n",
+            "  - id: proc\n    type: add_condition\n    conditions: {sys.channel: sysmon}\n",
+            "    rule_conditions: [{type: logsource, category: process_creation, product: windows}]\n",
+            "  - id: other\n    type: add_condition\n    conditions:\n      sys.channel|exists: false\n",
+            "    rule_conditions:\n      - {type: processing_item_applied, processing_item_id: proc}\n      - {type: logsource, product: windows}\n",
+            "    rule_cond_op: or\n    rule_cond_not: true\n",
+        ));
+        let (win, evtx) = (json!({"sys": {"channel": "sysmon"}, "Image": "c:\\cmd.exe"}), json!({"Image": "c:\\cmd.exe"}));
+        let proc = det_with(vec![p.clone()], PROC);
+        assert!(m(&proc, win.clone()) && !m(&proc, evtx.clone()));
+        let linux = det_with(vec![p.clone()], &PROC.replace("process_creation", "file_event").replace("windows", "linux"));
+        assert!(!m(&linux, win.clone()), "a Linux rule stays off events with a Windows channel");
+        assert!(m(&linux, evtx.clone()), "and matches the others");
+        let unmapped_windows = det_with(vec![p.clone()], &PROC.replace("process_creation", "file_event"));
+        assert!(m(&unmapped_windows, win) && m(&unmapped_windows, evtx), "a Windows rule nothing maps gets no condition");
+        assert!(p.summary().iter().any(|l| l == "other: add_condition when none of (proc applied, product=windows)"), "{:?}", p.summary());
+        // The id must name an earlier item.
+        let text = "name: t\ntransformations:\n  - id: a\n    type: add_condition\n    conditions: {x: 1}\n    rule_conditions:\n      - type: processing_item_applied\n        processing_item_id: b\n  - id: b\n    type: add_condition\n    conditions: {y: 1}\n";
+        assert_eq!(errs(text), vec![("P005", 8, 29)]);
+        let d = Pipeline::parse("p.yml", text).unwrap_err();
+        assert!(d.to_string().contains("no transformation before this one has id `b`"), "{d}");
+        assert_eq!(errs(&text.replace("processing_item_id: b", "item: b")).len(), 2, "unknown key, and the id is missing");
     }
 
     #[test]

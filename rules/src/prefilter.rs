@@ -41,6 +41,9 @@ use std::hash::BuildHasher;
 const MAX_DIMS: usize = 3;
 /// "Any value" on a routing dimension.
 const ANY: u32 = u32::MAX;
+/// "Absent or null" on a routing dimension (an [`Atom::Absent`] clause, e.g. a pipeline's
+/// `Channel|exists: false` that keeps non-Windows rules off Windows events).
+const ABSENT: u32 = u32::MAX - 1;
 /// A rule whose allowed routing values multiply out to more buckets than this is routed
 /// on fewer dimensions.
 const MAX_BUCKETS_PER_RULE: usize = 64;
@@ -55,6 +58,8 @@ enum Atom {
     Eq(String),
     /// The lowercased value contains this (non-empty).
     Sub(String),
+    /// The field is absent or null (`exists: false`). Only a routing value, never content.
+    Absent,
 }
 
 /// One atom on one field (an index into [`RuleMatcher::fields`]).
@@ -140,6 +145,8 @@ struct Scratch {
     num: String,
     /// The event's key segments.
     present: Present,
+    /// The event's value ids per routing dimension.
+    dim_ids: [Vec<u32>; MAX_DIMS],
     /// The buckets the event visits.
     visited: Vec<u32>,
     /// The scans those buckets need.
@@ -250,9 +257,11 @@ impl RuleMatcher {
                     used[ci] = true;
                     let mut ids: Vec<u32> = Vec::with_capacity(c.len());
                     for (_, a) in c {
-                        let (Atom::Eq(s) | Atom::Sub(s)) = a;
                         let next = values.len() as u32;
-                        ids.push(*values.entry(s.clone()).or_insert(next));
+                        ids.push(match a {
+                            Atom::Eq(s) | Atom::Sub(s) => *values.entry(s.clone()).or_insert(next),
+                            Atom::Absent => ABSENT,
+                        });
                     }
                     ids.sort_unstable();
                     ids.dedup();
@@ -299,6 +308,9 @@ impl RuleMatcher {
                     let list = match atom {
                         Atom::Eq(s) => eq.entry(s).or_default(),
                         Atom::Sub(s) => subs.entry(s).or_default(),
+                        // A content clause has a score of at least MIN_SCORE, which no
+                        // clause with an `Absent` atom reaches.
+                        Atom::Absent => continue,
                     };
                     if list.last() != Some(&(id, rule)) {
                         list.push((id, rule));
@@ -354,30 +366,35 @@ impl RuleMatcher {
     /// The rules `doc` must be evaluated against, sorted, into `s.candidates`.
     fn candidates_into(&self, doc: &Map<String, Value>, s: &mut Scratch) {
         s.candidates.start(self.rules.len());
-        // The event's value ids on each dimension (plus "any").
-        let mut ids: [[u32; 4]; MAX_DIMS] = [[ANY; 4]; MAX_DIMS];
-        let mut counts = [1usize; MAX_DIMS];
+        // The event's value ids on each dimension (plus "any"; "absent" when it has no value).
         for (d, (field, values)) in self.dims.iter().enumerate() {
-            if let Some(v) = self.fields[*field].lookup(doc) {
-                let (ids_d, count) = (&mut ids[d], &mut counts[d]);
-                each_key(v, &mut s.num, &mut s.lower, &mut |k| {
+            let ids = &mut s.dim_ids[d];
+            ids.clear();
+            ids.push(ANY);
+            match self.fields[*field].lookup(doc) {
+                None | Some(Value::Null) => ids.push(ABSENT),
+                Some(v) => each_key(v, &mut s.num, &mut s.lower, &mut |k| {
                     if let Some(&id) = values.get(k) {
-                        if *count < 4 && !ids_d[..*count].contains(&id) {
-                            ids_d[*count] = id;
-                            *count += 1;
+                        if !ids.contains(&id) {
+                            ids.push(id);
                         }
                     }
-                });
+                }),
             }
+        }
+        for d in self.dims.len()..MAX_DIMS {
+            s.dim_ids[d].clear();
+            s.dim_ids[d].push(ANY);
         }
         let mut key = [ANY; MAX_DIMS];
         s.visited.clear();
         s.scans.clear();
-        for &i0 in &ids[0][..counts[0]] {
+        let [ids0, ids1, ids2] = &s.dim_ids;
+        for &i0 in ids0 {
             key[0] = i0;
-            for &i1 in &ids[1][..counts[1]] {
+            for &i1 in ids1 {
                 key[1] = i1;
-                for &i2 in &ids[2][..counts[2]] {
+                for &i2 in ids2 {
                     key[2] = i2;
                     if let Some(b) = self.buckets.get(&key) {
                         s.visited.push(b.id);
@@ -605,7 +622,7 @@ fn canonical(x: f64) -> String {
 /// The field of a clause made only of exact values of one field (a routing candidate).
 fn routing_field(c: &Clause) -> Option<usize> {
     let (f, _) = c.first()?;
-    c.iter().all(|(g, a)| g == f && matches!(a, Atom::Eq(_))).then_some(*f)
+    c.iter().all(|(g, a)| g == f && matches!(a, Atom::Eq(_) | Atom::Absent)).then_some(*f)
 }
 
 /// How selective a clause is: the length of its weakest atom (exact values count more).
@@ -614,6 +631,7 @@ fn score(c: &Clause) -> usize {
         .map(|(_, a)| match a {
             Atom::Eq(s) => s.len() + 4,
             Atom::Sub(s) => s.len(),
+            Atom::Absent => 0,
         })
         .min()
         .unwrap_or(0)
@@ -722,6 +740,7 @@ fn value_atoms(m: &ValueMatcher) -> Option<Vec<Atom>> {
             Some(v)
         }
         ValueMatcher::Bool(b) => Some(vec![Atom::Eq(b.to_string())]),
+        ValueMatcher::Exists(false) => Some(vec![Atom::Absent]),
         ValueMatcher::Regex(re) => regex_atoms(re.as_str()),
         _ => None,
     }
@@ -825,6 +844,25 @@ mod tests {
         let doc = json!({"chan": "c0", "eid": 1, "cmd": "needle0"});
         assert_eq!(m.candidates(doc.as_object().unwrap()).len(), 2, "r0 and `negated`");
         assert_eq!(m.candidates(json!({"chan": "c9", "cmd": "zzz"}).as_object().unwrap()).len(), 0);
+    }
+
+    #[test]
+    fn routes_absent_and_null_values_and_every_value_of_an_array() {
+        // `chan` is a dimension; two rules want it absent (one as an alternative).
+        let mut text = String::new();
+        for i in 0..6 {
+            text += &rule(&format!("r{i}"), &format!("  sel:\n    chan: c{i}\n  condition: sel"));
+        }
+        text += &rule("nochan", "  sel:\n    chan|exists: false\n  condition: sel");
+        text += &rule("c0_or_none", "  a:\n    chan: c0\n  b:\n    chan|exists: false\n  condition: a or b");
+        let m = matcher(&text);
+        assert!(m.stats().contains("routed on [chan"), "{}", m.stats());
+        assert_eq!(check(&m, json!({"other": 1})), vec![6, 7], "absent");
+        assert_eq!(check(&m, json!({"chan": null})), vec![6, 7], "null is absent for `exists`");
+        assert_eq!(check(&m, json!({"chan": "c0"})), vec![0, 7]);
+        assert_eq!(m.candidates(json!({"chan": "c3"}).as_object().unwrap()), vec![3], "present: the absent-only rules are not visited");
+        // More than a handful of an array's values name buckets: each one is visited.
+        assert_eq!(check(&m, json!({"chan": ["c0", "c1", "c2", "c3", "c4", "c5"]})), vec![0, 1, 2, 3, 4, 5, 7]);
     }
 
     #[test]

@@ -187,3 +187,41 @@ fn sigmahq_regression_events_match() {
     assert!(passed >= 149, "only {passed} regression cases present and passing");
     assert!(failed.is_empty(), "{} regression cases failed:\n{}", failed.len(), failed.join("\n"));
 }
+
+/// With `windows-evtx`, a rule for another product (Linux, macOS, cloud, network, web:
+/// SigmaHQ's tree holds them all) matches no Windows event: its logsource gets no
+/// Channel/EventID condition, and the pipeline's `other_logsources` item keeps it to
+/// events without a Windows channel. Without a pipeline, several of them match the same
+/// events (an Azure sign-in rule and a Zeek RDP rule are all `not`, so they match nearly
+/// everything), which is what the item is for.
+#[test]
+fn other_products_rules_stay_off_windows_events() {
+    let root = corpus_root();
+    let events = common::regression_events(&root);
+    assert!(events.len() >= 149, "{} regression events", events.len());
+    let windows = common::load_windows_set(&root);
+    let bare = rampart_rules::load_paths_with(&common::rule_dirs(&root), &rampart_rules::Pipelines::new(vec![common::placeholders()])).unwrap_or_else(|d| panic!("{d}"));
+    let foreign = |set: &rampart_rules::RuleSet| -> Vec<String> {
+        let m = rampart_rules::RuleMatcher::new(set);
+        let mut out = Vec::new();
+        let mut hits = Vec::new();
+        for e in &events {
+            hits.clear();
+            m.matches(e, &mut hits);
+            for &i in &hits {
+                let r = &set.rules[i];
+                let rampart_rules::RuleKind::Detection(d) = &r.kind else { continue };
+                let ls = &d.logsource;
+                let windows_rule = ls.product.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("windows")) || (ls.product.is_none() && ls.category.as_deref() == Some("antivirus"));
+                if !windows_rule {
+                    out.push(format!("{} ({:?})", r.title, ls));
+                }
+            }
+        }
+        out
+    };
+    let without = foreign(&bare);
+    assert!(without.len() >= events.len(), "without a pipeline other products' rules match Windows events ({} matches); else this test proves nothing", without.len());
+    let with = foreign(&windows);
+    assert!(with.is_empty(), "{} matches of other products' rules on Windows events, e.g. {:?}", with.len(), &with[..with.len().min(5)]);
+}

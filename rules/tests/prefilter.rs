@@ -89,9 +89,26 @@ fn prefiltered_matching_equals_brute_force_over_the_sigmahq_corpus() {
         }
         generated.push(e);
     }
+    // The same events without a channel (or with a null one): the rules of other products
+    // (`other_logsources`: Channel absent) become candidates, the Windows ones do not.
+    let channel_less: Vec<_> = generated
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut e = e.clone();
+            if let Some(Value::Object(sys)) = e.get_mut("Event").and_then(|ev| ev.get_mut("System")) {
+                if i % 2 == 0 {
+                    sys.remove("Channel");
+                } else {
+                    sys.insert("Channel".to_string(), Value::Null);
+                }
+            }
+            e
+        })
+        .collect();
 
     let (mut out_p, mut out_b) = (Vec::new(), Vec::new());
-    for (label, events) in [("exported", &exported), ("normalized", &normalized), ("generated", &generated)] {
+    for (label, events) in [("exported", &exported), ("normalized", &normalized), ("generated", &generated), ("without a channel", &channel_less)] {
         let mut hits = 0usize;
         for (i, e) in events.iter().enumerate() {
             out_p.clear();
