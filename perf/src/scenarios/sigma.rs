@@ -3,7 +3,10 @@
 //! `rules/tests/sigmahq-placeholders.yml`, as the corpus test loads them) over Windows events:
 //! SigmaHQ's regression events replayed at volume (`--regression-share`, 5 %) among generated
 //! benign Sysmon process-creation events, in-process. With rsigma available, it runs the same
-//! rule folders on the same events (flattened to the field layout its Windows rules read).
+//! rule folders on the same events (flattened to the field layout its Windows rules read),
+//! twice: with its logsource routing for Windows events and its Bloom prefilter (the same
+//! semantics as Rampart's pipeline: other products' rules stay off; result `rsigma`), and as
+//! it runs by default, every rule on every event (`rsigma_all_rules`).
 
 use crate::cli::Args;
 use crate::gen;
@@ -56,7 +59,13 @@ pub fn run(args: &Args) -> Result<()> {
     })?;
     if let Some(bin) = crate::rsigma::find(args) {
         let events: Vec<_> = gen::windows(seed, n, &regression, share, EventTime::now(), step).iter().map(gen::flatten_windows).collect();
-        crate::rsigma::compare(&mut r, &bin, &crate::rsigma::Input::Dirs(dirs), &events, out.engine_cpu_s / out.events.max(1) as f64)?;
+        let (input, per_event) = (crate::rsigma::Input::Dirs(dirs), out.engine_cpu_s / out.events.max(1) as f64);
+        // Like for like: Rampart's windows-evtx keeps other products' rules off Windows
+        // events, rsigma's logsource routing does the same (and its Bloom prefilter is its
+        // fastest matching). Then rsigma as it runs by default, every rule on every event.
+        let routed = crate::rsigma::Config { key: "rsigma", options: &["--logsource-routing", "--event-logsource", "product=windows", "--bloom-prefilter"] };
+        crate::rsigma::compare(&mut r, &bin, &input, &events, per_event, routed)?;
+        crate::rsigma::compare(&mut r, &bin, &input, &events, per_event, crate::rsigma::Config { key: "rsigma_all_rules", options: &[] })?;
     }
     r.finish(&args.out_path("sigma"))
 }

@@ -32,7 +32,7 @@ pub fn run(args: &Args) -> Result<()> {
     if let Some(bin) = crate::rsigma::find(args) {
         let start = EventTime::now();
         let events = gen::keyed_auth(seed, keys, n, start, step);
-        crate::rsigma::compare(&mut r, &bin, &crate::rsigma::Input::Rules(text), &events, out.engine_cpu_s / out.events.max(1) as f64)?;
+        crate::rsigma::compare(&mut r, &bin, &crate::rsigma::Input::Rules(text), &events, out.engine_cpu_s / out.events.max(1) as f64, crate::rsigma::DEFAULT)?;
     }
     r.finish(&args.out_path("window"))
 }
