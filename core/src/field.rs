@@ -60,7 +60,7 @@ impl FieldPath {
         if self.segments.first().is_some_and(|s| s == "details") {
             return None;
         }
-        match doc.get("details") {
+        match get(doc, "details") {
             Some(Value::Object(details)) => self.lookup(details),
             _ => None,
         }
@@ -86,10 +86,10 @@ fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 fn resolve<'a>(obj: &'a Map<String, Value>, segs: &[String]) -> Option<&'a Value> {
     match segs {
         [] => None,
-        [only] => obj.get(only),
+        [only] => get(obj, only),
         [first, ..] if !obj.keys().any(|k| k.len() > first.len() && k.starts_with(first.as_str()) && k.as_bytes()[first.len()] == b'.') => {
             // No literal dotted key starts here: only the nested reading could have matched.
-            obj.get(first.as_str()).and_then(|v| match v {
+            get(obj, first).and_then(|v| match v {
                 Value::Object(inner) => resolve(inner, &segs[1..]),
                 _ => None,
             })
@@ -103,7 +103,7 @@ fn resolve<'a>(obj: &'a Map<String, Value>, segs: &[String]) -> Option<&'a Value
                     key.push('.');
                 }
                 key.push_str(seg);
-                if let Some(v) = obj.get(&key) {
+                if let Some(v) = get(obj, &key) {
                     let rest = &segs[i + 1..];
                     if rest.is_empty() {
                         return Some(v);

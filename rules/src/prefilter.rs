@@ -74,8 +74,16 @@ type Members = (Vec<u32>, Vec<(u32, Clause)>);
 /// A rule in a bucket: (bucket id, rule id).
 type Placed = (u32, u32);
 
-/// One field's atoms before indexing: exact values and substrings → rules in buckets.
-type FieldAtoms = (HashMap<String, Vec<Placed>>, BTreeMap<String, Vec<Placed>>);
+/// One field's atoms before indexing: exact values → rules in buckets, and per bucket,
+/// substrings → rules.
+type FieldAtoms = (HashMap<String, Vec<Placed>>, BTreeMap<u32, BTreeMap<String, Vec<u32>>>);
+
+/// A bucket's scan of one field: ([`RuleMatcher::scans`] index, [`FieldIndex::subs`] index
+/// or [`NO_SUBS`] when the bucket has only exact values there).
+type ScanRef = (u32, u32);
+
+/// A bucket with exact values but no substrings on a field.
+const NO_SUBS: u32 = u32::MAX;
 
 /// Where a field condition reads its value: the same lookup as [`FieldCond::lookup`]; no
 /// paths means every scalar anywhere in the event (keyword searches).
@@ -122,17 +130,29 @@ struct Bucket {
     id: u32,
     /// Rules without a content clause: always candidates here.
     always: Vec<u32>,
-    /// The [`RuleMatcher::scans`] with atoms of this bucket's rules, ascending.
-    scans: Vec<u32>,
+    /// The fields with atoms of this bucket's rules, ascending.
+    scans: Vec<ScanRef>,
 }
 
 #[derive(Clone, Debug)]
 struct FieldIndex {
     field: usize,
-    /// Exact lowercased value → rules.
+    /// Exact lowercased value → rules (in buckets: one hash lookup for every bucket).
     eq: HashMap<String, Vec<Placed>>,
-    /// Substrings (ASCII case-insensitive; patterns are lowercase) → rules per pattern.
-    subs: Option<(AhoCorasick, Vec<Vec<Placed>>)>,
+    /// Substrings, one automaton per bucket: an event scans only its buckets' patterns
+    /// (the keyword rules' scan of every scalar of the event would otherwise search the
+    /// patterns of every bucket).
+    subs: Vec<SubIndex>,
+}
+
+/// One bucket's substrings on one field.
+#[derive(Clone, Debug)]
+struct SubIndex {
+    /// ASCII case-insensitive over lowercase patterns; `None` if it could not be built, and
+    /// then every rule here is a candidate.
+    ac: Option<AhoCorasick>,
+    /// Rules per pattern.
+    rules: Vec<Vec<u32>>,
 }
 
 /// Per-thread scratch space, so matching allocates nothing per event once warm.
@@ -150,7 +170,11 @@ struct Scratch {
     /// The buckets the event visits.
     visited: Vec<u32>,
     /// The scans those buckets need.
-    scans: Vec<u32>,
+    scans: Vec<ScanRef>,
+    /// The substring indexes of the field being scanned.
+    subs: Vec<u32>,
+    /// The event's scalars joined by NUL, for the keyword search.
+    joined: String,
     /// Patterns already handled in the text being scanned.
     patterns: Vec<usize>,
 }
@@ -305,15 +329,22 @@ impl RuleMatcher {
             for (rule, clause) in content {
                 for (field, atom) in clause {
                     let (eq, subs) = by_field.entry(field).or_default();
-                    let list = match atom {
-                        Atom::Eq(s) => eq.entry(s).or_default(),
-                        Atom::Sub(s) => subs.entry(s).or_default(),
+                    match atom {
+                        Atom::Eq(s) => {
+                            let list = eq.entry(s).or_default();
+                            if list.last() != Some(&(id, rule)) {
+                                list.push((id, rule));
+                            }
+                        }
+                        Atom::Sub(s) => {
+                            let list = subs.entry(id).or_default().entry(s).or_default();
+                            if list.last() != Some(&rule) {
+                                list.push(rule);
+                            }
+                        }
                         // A content clause has a score of at least MIN_SCORE, which no
                         // clause with an `Absent` atom reaches.
                         Atom::Absent => continue,
-                    };
-                    if list.last() != Some(&(id, rule)) {
-                        list.push((id, rule));
                     }
                     fs.push(field);
                 }
@@ -323,21 +354,34 @@ impl RuleMatcher {
             bucket_fields.push(fs);
             buckets.insert(k, Bucket { id, always, scans: Vec::new() });
         }
+        // Per bucket id, its scans.
+        let mut refs: Vec<Vec<ScanRef>> = vec![Vec::new(); bucket_fields.len()];
         let scans: Vec<FieldIndex> = by_field
             .into_iter()
-            .map(|(field, (eq, subs))| {
-                let subs = (!subs.is_empty())
-                    .then(|| {
-                        let (patterns, rules): (Vec<String>, Vec<Vec<Placed>>) = subs.into_iter().unzip();
-                        AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok().map(|ac| (ac, rules))
-                    })
-                    .flatten();
+            .enumerate()
+            .map(|(si, (field, (eq, by_bucket)))| {
+                let mut subs = Vec::with_capacity(by_bucket.len());
+                for (bucket, patterns) in by_bucket {
+                    refs[bucket as usize].push((si as u32, subs.len() as u32));
+                    let (patterns, rules): (Vec<String>, Vec<Vec<u32>>) = patterns.into_iter().unzip();
+                    // The keyword search runs over the event's scalars joined by NUL.
+                    let joinable = !fields[field].paths.is_empty() || !patterns.iter().any(|p| p.contains('\0'));
+                    let ac = joinable.then(|| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok()).flatten();
+                    subs.push(SubIndex { ac, rules });
+                }
                 FieldIndex { field, eq, subs }
             })
             .collect();
         for b in buckets.values_mut() {
             let fs = &bucket_fields[b.id as usize];
-            b.scans = scans.iter().enumerate().filter(|(_, x)| fs.binary_search(&x.field).is_ok()).map(|(i, _)| i as u32).collect();
+            let mine = &refs[b.id as usize];
+            // Fields with only exact values here still need their lookup.
+            b.scans = scans
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| fs.binary_search(&x.field).is_ok())
+                .map(|(i, _)| mine.iter().find(|r| r.0 == i as u32).copied().unwrap_or((i as u32, NO_SUBS)))
+                .collect();
         }
         let segments = DefaultHashBuilder::default();
         let firsts = fields
@@ -411,9 +455,18 @@ impl RuleMatcher {
         if !s.scans.is_empty() {
             s.present.fill(doc, &self.segments);
         }
-        for i in 0..s.scans.len() {
-            let scan = s.scans[i] as usize;
-            if let Some(f) = self.scans.get(scan) {
+        // Each field once, with the substring indexes of every visited bucket.
+        let mut i = 0;
+        while i < s.scans.len() {
+            let scan = s.scans[i].0;
+            s.subs.clear();
+            while i < s.scans.len() && s.scans[i].0 == scan {
+                if s.scans[i].1 != NO_SUBS {
+                    s.subs.push(s.scans[i].1);
+                }
+                i += 1;
+            }
+            if let Some(f) = self.scans.get(scan as usize) {
                 self.scan(f, doc, s);
             }
         }
@@ -498,34 +551,31 @@ impl RuleMatcher {
             return;
         }
         let key = &self.fields[f.field];
-        let Scratch { candidates, lower, num, visited, patterns, .. } = s;
-        let mut add = |list: &[Placed]| {
-            for &(b, r) in list {
+        let Scratch { candidates, lower, num, visited, patterns, subs, joined, .. } = s;
+        let eq = |text: &str, lower: &mut String, candidates: &mut Candidates| {
+            if f.eq.is_empty() {
+                return;
+            }
+            let hit = if text.bytes().any(|b| b.is_ascii_uppercase()) || !text.is_ascii() {
+                lower.clear();
+                lowercase_into(text, lower);
+                f.eq.get(lower.as_str())
+            } else {
+                f.eq.get(text)
+            };
+            for &(b, r) in hit.map_or(&[][..], Vec::as_slice) {
                 if visited.contains(&b) {
                     candidates.add(r);
                 }
             }
         };
-        let mut each: &mut dyn FnMut(&str) = &mut |text: &str| {
-            if !f.eq.is_empty() {
-                let hit = if text.bytes().any(|b| b.is_ascii_uppercase()) || !text.is_ascii() {
-                    lower.clear();
-                    lowercase_into(text, lower);
-                    f.eq.get(lower.as_str())
-                } else {
-                    f.eq.get(text)
-                };
-                if let Some(list) = hit {
-                    add(list);
-                }
-            }
-            if let Some((ac, rules)) = &f.subs {
-                let hay = if text.is_ascii() {
-                    text
-                } else {
-                    lower.clear();
-                    lowercase_into(text, lower);
-                    lower.as_str()
+        // `hay` is ASCII or lowercased (the automata are ASCII case-insensitive).
+        let mut search = |hay: &str, candidates: &mut Candidates| {
+            for &si in subs.iter() {
+                let Some(sub) = f.subs.get(si as usize) else { continue };
+                let Some(ac) = &sub.ac else {
+                    sub.rules.iter().flatten().for_each(|&r| candidates.add(r));
+                    continue;
                 };
                 // Overlapping search reports every occurrence; a pattern's rules are
                 // added once per text.
@@ -534,16 +584,48 @@ impl RuleMatcher {
                     let p = hit.pattern().as_usize();
                     if !patterns.contains(&p) {
                         patterns.push(p);
-                        add(&rules[p]);
+                        sub.rules[p].iter().for_each(|&r| candidates.add(r));
                     }
                 }
             }
         };
+        let hay = |text: &str, lower: &mut String| -> bool {
+            if text.is_ascii() {
+                return true;
+            }
+            lower.clear();
+            lowercase_into(text, lower);
+            false
+        };
         if key.paths.is_empty() {
-            // Keywords: every scalar of the event, as `keyword_in` reads them.
-            each_leaf(doc.values(), num, &mut each);
+            // Keywords: every scalar of the event, as `keyword_in` reads them. Exact values
+            // one by one; substrings in one search over all of them joined by NUL, which no
+            // keyword pattern contains (see `new`), so a match lies within one scalar.
+            joined.clear();
+            each_leaf(doc.values(), num, &mut |text| {
+                eq(text, lower, candidates);
+                if hay(text, lower) {
+                    joined.push_str(text);
+                } else {
+                    joined.push_str(lower);
+                }
+                joined.push('\0');
+            });
+            if !subs.is_empty() {
+                search(joined, candidates);
+            }
         } else if let Some(v) = key.lookup(doc) {
-            each_text(v, num, &mut each);
+            each_text(v, num, &mut |text| {
+                eq(text, lower, candidates);
+                if subs.is_empty() {
+                    return;
+                }
+                if hay(text, lower) {
+                    search(text, candidates);
+                } else {
+                    search(lower, candidates);
+                }
+            });
         }
     }
 }
@@ -863,6 +945,27 @@ mod tests {
         assert_eq!(m.candidates(json!({"chan": "c3"}).as_object().unwrap()), vec![3], "present: the absent-only rules are not visited");
         // More than a handful of an array's values name buckets: each one is visited.
         assert_eq!(check(&m, json!({"chan": ["c0", "c1", "c2", "c3", "c4", "c5"]})), vec![0, 1, 2, 3, 4, 5, 7]);
+    }
+
+    #[test]
+    fn keywords_are_searched_in_each_scalar_and_substrings_per_bucket() {
+        let mut text = String::new();
+        for i in 0..6 {
+            text += &rule(&format!("r{i}"), &format!("  sel:\n    chan: c{}\n    cmd|contains: needle{i}\n  condition: sel", i % 2));
+        }
+        text += &rule("kw", "  keywords:\n    - 'BADWORD'\n    - 'évil'\n  condition: keywords");
+        let m = matcher(&text);
+        assert!(m.stats().contains("routed on [chan"), "{}", m.stats());
+        // Within one scalar, anywhere in the event, case-insensitively, also non-ASCII.
+        assert_eq!(check(&m, json!({"a": {"b": ["x", "a badword here"]}})), vec![6]);
+        assert_eq!(check(&m, json!({"n": 1, "s": "ÉVIL"})), vec![6]);
+        // Not across two scalars: "bad" + "word" are two values.
+        let split = json!({"a": "x bad", "b": "word y"});
+        assert_eq!(check(&m, split.clone()), Vec::<usize>::new());
+        assert!(m.candidates(split.as_object().unwrap()).is_empty(), "the joined search does not bridge scalars");
+        // A bucket's substrings are searched only for events in that bucket.
+        assert!(m.candidates(json!({"chan": "c1", "cmd": "needle0 needle2"}).as_object().unwrap()).is_empty());
+        assert_eq!(check(&m, json!({"chan": "c0", "cmd": "needle0 needle2 needle1"})), vec![0, 2]);
     }
 
     #[test]
