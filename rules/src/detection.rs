@@ -73,6 +73,28 @@ pub struct FieldCond {
     str_only: bool,
     /// Some path has a `*` segment (any key at that level, e.g. `Event.UserData.*.User`).
     wild: bool,
+    /// With many case-insensitive `contains` values (a list of command-line fragments),
+    /// one automaton for them all, and the positions of the other values.
+    contains: Option<Box<(aho_corasick::AhoCorasick, Vec<usize>)>>,
+}
+
+/// From this many case-insensitive `contains` values on, they are searched at once.
+const CONTAINS_SET_FROM: usize = 4;
+
+/// The automaton over the case-insensitive `contains` values of a string-only condition
+/// (their needles are lowercased), with the positions of the values it does not cover.
+fn contains_set(values: &[ValueMatcher]) -> Option<Box<(aho_corasick::AhoCorasick, Vec<usize>)>> {
+    let is_set = |m: &ValueMatcher| matches!(m, ValueMatcher::Str(s) if s.kind == crate::matcher::StrKind::Contains && !s.cased);
+    let needles: Vec<&str> = values.iter().filter(|m| is_set(m)).filter_map(|m| match m {
+        ValueMatcher::Str(s) => Some(s.needle.as_str()),
+        _ => None,
+    }).collect();
+    if needles.len() < CONTAINS_SET_FROM {
+        return None;
+    }
+    let ac = aho_corasick::AhoCorasickBuilder::new().ascii_case_insensitive(true).build(&needles).ok()?;
+    let rest = values.iter().enumerate().filter(|(_, m)| !is_set(m)).map(|(i, _)| i).collect();
+    Some(Box::new((ac, rest)))
 }
 
 impl FieldCond {
@@ -119,9 +141,16 @@ impl FieldCond {
         }
         let v = self.lookup(doc);
         if self.str_only && !self.all {
+            let str_match = |m: &ValueMatcher, hay: &Hay<'_>| matches!(m, ValueMatcher::Str(s) if s.is_match_hay(hay));
             return v.is_some_and(|v| any_scalar(v, &|text| {
                 let hay = Hay::new(text);
-                self.values.iter().any(|m| matches!(m, ValueMatcher::Str(s) if s.is_match_hay(&hay)))
+                match &self.contains {
+                    // Same answer as each value's own search: the needles are lowercase
+                    // and the text is ASCII (compared ASCII-case-insensitively) or
+                    // lowercased.
+                    Some(set) => set.0.is_match(hay.folded()) || set.1.iter().any(|&i| self.values.get(i).is_some_and(|m| str_match(m, &hay))),
+                    None => self.values.iter().any(|m| str_match(m, &hay)),
+                }
             }));
         }
         let lookup = |p: &FieldPath| p.lookup_event(doc).cloned();
@@ -623,7 +652,8 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, ctx: Ctx<'_>,
         return None;
     }
     let str_only = out.iter().all(|m| matches!(m, ValueMatcher::Str(_)));
-    Some(FieldCond { key: raw.to_string(), field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false })
+    let contains = (str_only && !mods.all && !keyword).then(|| contains_set(&out)).flatten();
+    Some(FieldCond { key: raw.to_string(), field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false, contains })
 }
 
 /// `expand`: every `%name%` in the value replaced by each configured value (the cross
@@ -813,6 +843,36 @@ pub(crate) fn base64_offsets(data: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_contains_values_are_searched_at_once_with_the_same_answers() {
+        let rule = "title: t\ndetection:\n  sel:\n    cmd|contains: [' -NoP', 'Hidden', 'ÉVIL', 'iex(', 'downloadstring']\n  other:\n    img|contains|cased: [Aa, Bb, Cc, Dd]\n  mixed:\n    x: [a*b, exact, 'C:\\x']\n    y|contains: [one, two, three, four]\n    y|startswith: five\n  condition: sel or other or mixed\n";
+        let set = crate::load_str("r.yml", rule).unwrap_or_else(|d| panic!("{d}"));
+        let crate::RuleKind::Detection(d) = &set.rules[0].kind else { panic!("not a detection") };
+        let conds: Vec<&FieldCond> = d.selections.iter().flat_map(|s| match &s.matcher {
+            SelectionMatcher::Fields(alts) => alts.iter().flatten().collect::<Vec<_>>(),
+            SelectionMatcher::Keywords(_) => Vec::new(),
+        }).collect();
+        let by_key = |k: &str| conds.iter().find(|c| c.key == k).copied().unwrap_or_else(|| panic!("{k}"));
+        assert!(by_key("cmd|contains").contains.is_some(), "five uncased contains values share one automaton");
+        assert!(by_key("img|contains|cased").contains.is_none(), "cased values keep their own search");
+        assert!(by_key("x").contains.is_none());
+        let y = by_key("y|contains");
+        assert!(y.contains.is_some());
+        let texts = ["", "a", "powershell -nop -w hidden", "X IEX( y", "évil", "l'ÉVIL", "Évil", "DownloadString", "one", "xxTHREEyy", "fivex", "zzz", "ÅÄÖ twO"];
+        for c in [by_key("cmd|contains"), y] {
+            for t in texts {
+                let doc = serde_json::json!({"cmd": t, "y": t});
+                let got = c.matches(doc.as_object().unwrap_or_else(|| panic!()));
+                let want = c.values.iter().any(|m| matches!(m, ValueMatcher::Str(s) if s.is_match(t)));
+                assert_eq!(got, want, "{} on {t:?}", c.key);
+            }
+        }
+        // And a few answers spelled out.
+        let m = |c: &FieldCond, t: &str| c.matches(serde_json::json!({"cmd": t}).as_object().unwrap_or_else(|| panic!()));
+        let cmd = by_key("cmd|contains");
+        assert!(m(cmd, "l'évil") && m(cmd, "L'ÉVIL") && m(cmd, "x -NOP") && !m(cmd, "a") && !m(cmd, "hidde"));
+    }
 
     #[test]
     fn base64_matches_known_vectors() {

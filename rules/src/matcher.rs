@@ -281,6 +281,16 @@ impl<'a> Hay<'a> {
     pub(crate) fn new(text: &'a str) -> Hay<'a> {
         Hay { text, ascii: text.is_ascii(), lower: std::cell::OnceCell::new() }
     }
+
+    /// The text as uncased matching reads it: itself when ASCII (then compared
+    /// ASCII-case-insensitively), else lowercased.
+    pub(crate) fn folded(&self) -> &str {
+        if self.ascii {
+            self.text
+        } else {
+            self.lower.get_or_init(|| self.text.to_lowercase())
+        }
+    }
 }
 
 impl StrMatch {
