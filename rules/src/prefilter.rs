@@ -47,6 +47,8 @@ const ABSENT: u32 = u32::MAX - 1;
 /// A rule whose allowed routing values multiply out to more buckets than this is routed
 /// on fewer dimensions.
 const MAX_BUCKETS_PER_RULE: usize = 64;
+/// From this many field scans on, an event's key segments are gathered first ([`Present`]).
+const PRESENT_FROM: usize = 6;
 /// Content clauses whose weakest atom is shorter than this prune too little to be worth
 /// scanning for (the rule is then always a candidate in its bucket).
 const MIN_SCORE: usize = 3;
@@ -165,6 +167,8 @@ struct Scratch {
     num: String,
     /// The event's key segments.
     present: Present,
+    /// `present` was filled for this event.
+    present_on: bool,
     /// The event's value ids per routing dimension.
     dim_ids: [Vec<u32>; MAX_DIMS],
     /// The buckets the event visits.
@@ -452,7 +456,10 @@ impl RuleMatcher {
         }
         s.scans.sort_unstable();
         s.scans.dedup();
-        if !s.scans.is_empty() {
+        // Filling it reads every key of the event, cold in memory the first time: worth it
+        // when many fields are to be looked up, not for a few.
+        s.present_on = s.scans.len() >= PRESENT_FROM;
+        if s.present_on {
             s.present.fill(doc, &self.segments);
         }
         // Each field once, with the substring indexes of every visited bucket.
@@ -547,7 +554,7 @@ impl RuleMatcher {
     /// Looks `f`'s field up in `doc` and adds the rules (of visited buckets) whose atoms
     /// its value meets.
     fn scan(&self, f: &FieldIndex, doc: &Map<String, Value>, s: &mut Scratch) {
-        if self.firsts[f.field].as_ref().is_some_and(|hs| !hs.iter().any(|&h| s.present.may_have(h))) {
+        if s.present_on && self.firsts[f.field].as_ref().is_some_and(|hs| !hs.iter().any(|&h| s.present.may_have(h))) {
             return;
         }
         let key = &self.fields[f.field];
