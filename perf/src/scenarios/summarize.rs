@@ -80,7 +80,7 @@ pub fn run(args: &Args) -> Result<()> {
         let lat = ["accept_to_alert", "send_to_stored", "send_to_alert_on_disk"].iter().find(|n| med.contains_key(&format!("{n}.p99_ms"))).copied().unwrap_or("accept_to_alert");
         let cpu_m = g("cpu_seconds_per_million_events").or(g("rampart_cpu_seconds_per_million_events")).or(g("rampart_cpu_us_per_event"));
         let mut other = String::new();
-        for k in ["allocator_bytes_per_key", "rsigma_over_rampart_cpu_per_event", "alerts", "events_in_opensearch"] {
+        for k in ["allocator_bytes_per_key", "rsigma_over_rampart_cpu_per_event", "rsigma_all_rules_over_rampart_cpu_per_event", "alerts", "events_in_opensearch"] {
             if let Some(x) = g(k) {
                 let _ = write!(other, "{k} {x:.1}; ");
             }
