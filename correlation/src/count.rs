@@ -2,7 +2,7 @@
 //! count crosses its slot's threshold.
 //!
 //! The count is the most common correlation and the one with the most keys, so it is not
-//! built from differential's arrangements as the distinct count and the aggregates are
+//! built from differential's arrangements as the aggregates are
 //! (delayed retraction, `count_total`, a join for the window's contents: four arranged
 //! updates per record, each sorted and merged with its key). It is one timely operator
 //! that keeps each key's window as a queue of its records, takes times in order once the

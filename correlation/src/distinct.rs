@@ -1,9 +1,23 @@
 //! [`WindowedDistinctCount`]: distinct values per key in a sliding event-time window,
 //! reported when the number crosses its slot's threshold.
+//!
+//! Like [`crate::WindowedCount`], one timely operator rather than differential
+//! arrangements (delayed retraction, `distinct_total`, `count_total` and a join for the
+//! window's contents, each sorting and merging every record with its key: ~40 % of the
+//! engine's CPU on the shipped rules). Each key keeps its window's records in time order
+//! and a count per value; times are taken in order once the frontier has passed them; a
+//! key is looked at when a record arrives or leaves its window, so falling conditions fire
+//! when they become true. The tests compare it with a recomputation from scratch on 1, 2
+//! and 4 workers in any arrival order.
 
-use crate::window::{crossings, slide};
-use crate::{Crossings, Number, Specs, Values};
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use crate::window::hold_until;
+use crate::{Contribution, Crossing, Crossings, Key, Number, Specs, Time, Values, Window};
+use differential_dataflow::Hashable;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
 
 /// Counts the distinct values of keyed `(value, contribution)` records over each slot's
 /// sliding window and reports crossings.
@@ -48,17 +62,128 @@ pub trait WindowedDistinctCount<'scope> {
 
 impl<'scope> WindowedDistinctCount<'scope> for Values<'scope> {
     fn windowed_distinct_count_core(self, name: &str, specs: &Specs) -> Crossings<'scope> {
-        let windowed = slide(self, specs);
-        let counts = windowed
-            .clone()
-            .map(|(k, (v, _))| (k, v))
-            .arrange_by_self_named(&format!("{name}: Arrange values"))
-            .distinct_total()
-            .map(|(k, _)| k)
-            .arrange_by_self_named(&format!("{name}: Arrange keys"))
-            .count_total()
-            .map(|(k, c)| (k, Number::from(c.unsigned_abs() as u64)));
-        crossings(name, windowed, counts, specs)
+        let specs = specs.clone();
+        let pact = Exchange::new(|((k, _), _, _): &((Key, (String, Contribution)), Time, isize)| k.hashed());
+        self.inner.unary_frontier::<CapacityContainerBuilder<Vec<Crossing>>, _, _, _>(pact, name, move |_, _| {
+            let mut state = Distinct::default();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    if cap.least().is_some_and(|t| state.hold.as_ref().is_none_or(|h| t < h.time())) {
+                        state.hold = cap.retain_least(0);
+                    }
+                    for ((key, (value, c)), t, r) in data.drain(..) {
+                        if r <= 0 || !specs.get(key.0 as usize).is_some_and(|s| matches!(s.window, Window::Sliding | Window::Tumbling)) {
+                            continue;
+                        }
+                        state.due.entry(t).or_default().push((key, value, c, r.unsigned_abs()));
+                    }
+                });
+                let mut crossings = Vec::new();
+                while let Some(time) = state.next().filter(|t| !frontier.less_equal(t)) {
+                    state.step(time, &specs, &mut crossings);
+                    if !crossings.is_empty() {
+                        crossings.sort_unstable_by(|a: &Crossing, b: &Crossing| (a.slot, &a.key).cmp(&(b.slot, &b.key)));
+                        if let Some(cap) = state.hold.as_ref().map(|h| h.delayed(&time)) {
+                            output.session(&cap).give_iterator(crossings.drain(..));
+                        }
+                    }
+                }
+                let next = state.next();
+                hold_until(&mut state.hold, next.as_ref());
+            }
+        })
+    }
+}
+
+/// One key's window.
+#[derive(Default)]
+struct KeyWindow {
+    /// Records in time order: (time, value, contribution, multiplicity).
+    records: VecDeque<(Time, String, Contribution, usize)>,
+    /// Multiplicity per value present.
+    values: HashMap<String, usize>,
+    /// The condition was met at the last time this key was looked at.
+    met: bool,
+}
+
+/// The operator's state.
+#[derive(Default)]
+struct Distinct {
+    /// Records waiting for the frontier to pass their time.
+    due: BTreeMap<Time, Vec<(Key, String, Contribution, usize)>>,
+    /// Keys to look at again when a record leaves their window.
+    leaving: BTreeMap<Time, Vec<Key>>,
+    windows: HashMap<Key, KeyWindow>,
+    /// Held at the earliest time in `due` or `leaving`.
+    hold: Option<Capability<Time>>,
+}
+
+impl Distinct {
+    /// The earliest time something happens.
+    fn next(&self) -> Option<Time> {
+        match (self.due.keys().next(), self.leaving.keys().next()) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        }
+    }
+
+    /// Applies what arrives and leaves at `time`, key by key, and collects the crossings.
+    fn step(&mut self, time: Time, specs: &Specs, out: &mut Vec<Crossing>) {
+        let mut arriving: BTreeMap<Key, Vec<(String, Contribution, usize)>> = BTreeMap::new();
+        for (key, value, c, n) in self.due.remove(&time).unwrap_or_default() {
+            arriving.entry(key).or_default().push((value, c, n));
+        }
+        for key in self.leaving.remove(&time).unwrap_or_default() {
+            arriving.entry(key).or_default();
+        }
+        for (key, records) in arriving {
+            let Some(spec) = specs.get(key.0 as usize) else { continue };
+            let w = self.windows.entry(key.clone()).or_default();
+            // Out with the records whose window has passed (times are taken in order, so
+            // the oldest are at the front).
+            while let Some((t, ..)) = w.records.front() {
+                if spec.leaves(*t) > time {
+                    break;
+                }
+                if let Some((_, v, _, n)) = w.records.pop_front() {
+                    if let Some(m) = w.values.get_mut(&v) {
+                        *m = m.saturating_sub(n);
+                        if *m == 0 {
+                            w.values.remove(&v);
+                        }
+                    }
+                }
+            }
+            if !records.is_empty() {
+                let leaves = spec.leaves(time);
+                let keys = self.leaving.entry(leaves).or_default();
+                if keys.last() != Some(&key) {
+                    keys.push(key.clone());
+                }
+            }
+            for (value, c, n) in records {
+                *w.values.entry(value.clone()).or_default() += n;
+                w.records.push_back((time, value, c, n));
+            }
+            let distinct = Number::from(w.values.len() as u64);
+            let met = !w.records.is_empty() && spec.condition.is_met(distinct);
+            if met && !w.met {
+                let contributions: BTreeSet<&Contribution> = w.records.iter().map(|(_, _, c, _)| c).collect();
+                out.push(Crossing {
+                    slot: key.0,
+                    key: key.1.clone(),
+                    time,
+                    window_start: spec.start(time),
+                    value: distinct,
+                    trigger_accepted_ns: contributions.iter().map(|c| c.accepted_ns).max().unwrap_or(0),
+                    events: contributions.into_iter().take(spec.max_refs).cloned().collect(),
+                });
+            }
+            w.met = met;
+            if w.records.is_empty() {
+                self.windows.remove(&key);
+            }
+        }
     }
 }
 
@@ -91,6 +216,32 @@ mod tests {
             for workers in [1, 2, 4] {
                 assert_eq!(run(workers, shuffled(&records, seed), specs(), op), expected, "seed {seed}, {workers} workers");
             }
+        }
+    }
+
+    #[test]
+    fn falling_ranged_and_tumbling_conditions_match_from_scratch_on_1_2_and_4_workers() {
+        use crate::{Aggregate, Cmp, Condition};
+        let cond = |c: Vec<(Cmp, f64)>| Condition(c);
+        let specs = Arc::new(vec![
+            WindowSpec { window: crate::Window::Sliding, window_ms: 10, condition: cond(vec![(Cmp::Lt, 2.0)]), aggregate: Aggregate::Sum, max_refs: 3 },
+            WindowSpec { window: crate::Window::Sliding, window_ms: 25, condition: cond(vec![(Cmp::Gt, 1.0), (Cmp::Lte, 3.0)]), aggregate: Aggregate::Sum, max_refs: 100 },
+        ]);
+        let tumbling = Arc::new(vec![
+            WindowSpec { window: crate::Window::Tumbling, ..WindowSpec::at_least(10, 3, 4) },
+            WindowSpec { window: crate::Window::Tumbling, window_ms: 25, condition: cond(vec![(Cmp::Lt, 3.0)]), aggregate: Aggregate::Sum, max_refs: 4 },
+        ]);
+        for specs in [specs, tumbling] {
+            let mut slots = BTreeSet::new();
+            for seed in 40..43 {
+                let records = random(seed, 80, 150);
+                let expected = oracle(&records, &specs);
+                slots.extend(expected.iter().map(|c| c.slot));
+                for workers in [1, 2, 4] {
+                    assert_eq!(run(workers, shuffled(&records, seed), specs.clone(), op), expected, "seed {seed}, {workers} workers, {specs:?}");
+                }
+            }
+            assert_eq!(slots.len(), 2, "both slots fire for some seed: {specs:?}");
         }
     }
 
