@@ -37,6 +37,9 @@ fn figures(v: &Value) -> BTreeMap<String, f64> {
             }
         }
     }
+    if let Some(f) = v["machine"]["speed_probe_ms"].as_f64() {
+        out.insert("speed_probe_ms".into(), f);
+    }
     if let Some(l) = v["latency"].as_object() {
         for (name, h) in l {
             for q in ["p50_ms", "p99_ms", "p999_ms", "max_ms"] {
@@ -80,7 +83,7 @@ pub fn run(args: &Args) -> Result<()> {
         let lat = ["accept_to_alert", "send_to_stored", "send_to_alert_on_disk"].iter().find(|n| med.contains_key(&format!("{n}.p99_ms"))).copied().unwrap_or("accept_to_alert");
         let cpu_m = g("cpu_seconds_per_million_events").or(g("rampart_cpu_seconds_per_million_events")).or(g("rampart_cpu_us_per_event"));
         let mut other = String::new();
-        for k in ["allocator_bytes_per_key", "rsigma_over_rampart_cpu_per_event", "rsigma_all_rules_over_rampart_cpu_per_event", "alerts", "events_in_opensearch"] {
+        for k in ["allocator_bytes_per_key", "rsigma_over_rampart_cpu_per_event", "rsigma_all_rules_over_rampart_cpu_per_event", "alerts", "events_in_opensearch", "speed_probe_ms"] {
             if let Some(x) = g(k) {
                 let _ = write!(other, "{k} {x:.1}; ");
             }
@@ -119,10 +122,11 @@ mod tests {
     fn medians_of_runs() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        let v = json!({"results": {"events_per_second": 10.0, "rsigma": {"cpu_us_per_event": 3.0}}, "latency": {"accept_to_alert": {"p99_ms": 1.5}}});
+        let v = json!({"results": {"events_per_second": 10.0, "rsigma": {"cpu_us_per_event": 3.0}}, "latency": {"accept_to_alert": {"p99_ms": 1.5}}, "machine": {"speed_probe_ms": 80.0}});
         let f = figures(&v);
         assert_eq!(f["events_per_second"], 10.0);
         assert_eq!(f["rsigma.cpu_us_per_event"], 3.0);
         assert_eq!(f["accept_to_alert.p99_ms"], 1.5);
+        assert_eq!(f["speed_probe_ms"], 80.0);
     }
 }
