@@ -4,9 +4,14 @@
 //! Latencies are recorded in nanoseconds into one hdrhistogram per stage (3 significant
 //! digits, 1 µs … 1 h). [`Metrics::render_prometheus`] writes Prometheus text for `/metrics`
 //! and [`Metrics::summary`] the p50/p99/p99.9/max table printed on exit.
+//!
+//! Inputs that must reach a peer before they take events (an AMQP consumer) say whether
+//! they are ready ([`Metrics::input_waiting`], [`Metrics::input_ready`]): `GET /ready` and
+//! the `rampart_input_ready` gauge read it.
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -104,6 +109,8 @@ named_enum!(
 pub struct Metrics {
     counters: Vec<AtomicU64>,
     histograms: Vec<Mutex<Histogram<u64>>>,
+    /// Inputs that registered a readiness: name → `None` when ready, else why not.
+    readiness: Mutex<BTreeMap<String, Option<String>>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -137,6 +144,7 @@ impl Metrics {
         Metrics {
             counters: Counter::ALL.iter().map(|_| AtomicU64::new(0)).collect(),
             histograms: Stage::ALL.iter().map(|_| Mutex::new(new_histogram())).collect(),
+            readiness: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -168,6 +176,29 @@ impl Metrics {
         self.record(s, clock_ns().saturating_sub(accepted_ns));
     }
 
+    /// Input `name` is not taking events yet, or no longer: `why` says what it waits for
+    /// (its connection, a reconnection) or what stopped it.
+    pub fn input_waiting(&self, name: &str, why: impl Into<String>) {
+        self.readiness.lock().insert(name.to_string(), Some(why.into()));
+    }
+
+    /// Input `name` takes events now (an AMQP input: its queue is declared, bound and
+    /// consumed, so what is published from now on reaches it).
+    pub fn input_ready(&self, name: &str) {
+        self.readiness.lock().insert(name.to_string(), None);
+    }
+
+    /// The inputs that are not ready, with why, by name; empty when every input that
+    /// registered is ready.
+    pub fn inputs_waiting(&self) -> Vec<(String, String)> {
+        self.readiness.lock().iter().filter_map(|(n, w)| w.as_ref().map(|w| (n.clone(), w.clone()))).collect()
+    }
+
+    /// Every input that registered a readiness, and whether it is ready.
+    pub fn inputs_ready(&self) -> Vec<(String, bool)> {
+        self.readiness.lock().iter().map(|(n, w)| (n.clone(), w.is_none())).collect()
+    }
+
     /// A copy of one stage's histogram.
     pub fn histogram(&self, s: Stage) -> Histogram<u64> {
         self.histograms[Self::stage_index(s)].lock().clone()
@@ -189,6 +220,13 @@ impl Metrics {
             }
             let sum: f64 = h.iter_recorded().map(|x| x.value_iterated_to() as f64 * x.count_at_value() as f64).sum::<f64>() / 1e9;
             let _ = writeln!(out, "{}_sum {}\n{}_count {}", s.metric(), sum, s.metric(), h.len());
+        }
+        let inputs = self.inputs_ready();
+        if !inputs.is_empty() {
+            let _ = writeln!(out, "# HELP rampart_input_ready 1 when the input takes events (an AMQP input consumes its queue), 0 while it connects or after it stopped\n# TYPE rampart_input_ready gauge");
+            for (name, ready) in inputs {
+                let _ = writeln!(out, "rampart_input_ready{{input=\"{}\"}} {}", name.replace('\\', "\\\\").replace('"', "\\\""), u8::from(ready));
+            }
         }
         out
     }
@@ -254,6 +292,21 @@ mod tests {
         assert!((p50 - 0.002).abs() < 0.00001, "{p50}");
         let s = m.summary();
         assert!(s.contains("n=2 p50=2.0ms"), "{s}");
+    }
+
+    #[test]
+    fn inputs_say_whether_they_are_ready() {
+        let m = Metrics::new();
+        assert!(m.inputs_waiting().is_empty() && !m.render_prometheus().contains("rampart_input_ready"));
+        m.input_waiting("amqp:events", "connecting to amqp://127.0.0.1:5672");
+        m.input_ready("amqp:other");
+        assert_eq!(m.inputs_waiting(), vec![("amqp:events".to_string(), "connecting to amqp://127.0.0.1:5672".to_string())]);
+        let text = m.render_prometheus();
+        assert!(text.contains("rampart_input_ready{input=\"amqp:events\"} 0\n") && text.contains("rampart_input_ready{input=\"amqp:other\"} 1\n"), "{text}");
+        m.input_ready("amqp:events");
+        assert!(m.inputs_waiting().is_empty());
+        m.input_waiting("amqp:other", "connection lost");
+        assert_eq!(m.inputs_ready(), vec![("amqp:events".to_string(), true), ("amqp:other".to_string(), false)]);
     }
 
     #[test]

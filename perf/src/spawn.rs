@@ -74,7 +74,8 @@ pub struct Rampart {
 
 impl Rampart {
     /// Writes `config` to `dir/rampart.yml`, starts the binary and waits (≤ 60 s) until
-    /// `GET /health` on `http` answers.
+    /// `GET /ready` on `http` says every input takes events (an AMQP input consumes its
+    /// queue, so nothing published from then on is unroutable).
     pub fn start(bin: &Path, config: &str, dir: &Path, http: &str) -> Result<Rampart> {
         let cfg = dir.join("rampart.yml");
         std::fs::write(&cfg, config)?;
@@ -92,7 +93,7 @@ impl Rampart {
         let mut r = Rampart { child, pid, http: http.to_string(), log };
         let until = Instant::now() + Duration::from_secs(60);
         loop {
-            if get(&r.http, "/health").is_ok_and(|b| b.contains("ok")) {
+            if get(&r.http, "/ready").is_ok_and(|b| b.contains("\"ready\":true")) {
                 return Ok(r);
             }
             if let Ok(Some(status)) = r.child.try_wait() {
@@ -100,7 +101,8 @@ impl Rampart {
             }
             if Instant::now() > until {
                 let _ = r.child.kill();
-                bail!("rampart did not answer GET http://{}/health within 60 s; its log:\n{}", r.http, r.log_text());
+                let why = get(&r.http, "/ready").err().map(|e| format!(" ({e})")).unwrap_or_default();
+                bail!("rampart was not ready (GET http://{}/ready) within 60 s{why}; its log:\n{}", r.http, r.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

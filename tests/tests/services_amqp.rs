@@ -262,11 +262,14 @@ fn start(cfg: AmqpConfig, recorder: &Recorder, metrics: &Arc<Metrics>) -> Runnin
     Running { stop, done }
 }
 
-/// Starts the input and waits until it consumes (its queue then exists and is bound).
+/// Starts the input and waits until it says it is ready (what `GET /ready` reports); by
+/// then the broker must show its consumer, so what is published from now on reaches it.
 async fn start_consuming(cfg: AmqpConfig, recorder: &Recorder, metrics: &Arc<Metrics>, conn: &Connection) -> Running {
     let queue = cfg.queue.clone();
+    let name = format!("amqp:{queue}");
     let running = start(cfg, recorder, metrics);
-    wait_for!(15, "the input to start consuming", consuming(conn, &queue).await);
+    wait_for!(15, "the input to say it is ready", metrics.inputs_ready() == vec![(name.clone(), true)]);
+    assert!(consuming(conn, &queue).await, "{name} said it was ready before RabbitMQ had its consumer");
     running
 }
 
@@ -463,6 +466,7 @@ async fn the_input_reconnects_after_the_broker_closes_its_connection_and_loses_n
         publish(&ch, &exchange, "eventtask", json!({"summary": "tick", "n": n}).to_string().as_bytes(), None).await;
     }
     wait_for!(20, "the reconnection", metrics.get(Counter::AmqpReconnects) == 1);
+    wait_for!(5, "the input to be ready again once reconnected", metrics.inputs_waiting().is_empty());
     // The held tokens settle now, on a dead channel: their acks cannot go out, and RabbitMQ
     // has already given those messages to the new consumer.
     rec.release(|_| true, None);
@@ -531,6 +535,9 @@ async fn declare_false_needs_the_queue_to_exist_and_says_so() {
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert!(errors[0].contains(&format!("queue `{base}` is not usable (declare is false, so it must exist)")) && errors[0].contains("NOT_FOUND"), "{errors:?}");
     assert!(!errors[0].contains("guest:guest"), "the password is not shown: {errors:?}");
+    // And `GET /ready` would say why the input is not taking events.
+    let waiting = metrics.inputs_waiting();
+    assert!(waiting.len() == 1 && waiting[0].0 == format!("amqp:{base}") && waiting[0].1.contains("is not usable"), "{waiting:?}");
     drop(conn);
 }
 

@@ -80,6 +80,7 @@ impl AmqpInput {
         let name = cfg.describe();
         let origin = cfg.origin.clone().unwrap_or_else(|| name.clone());
         let peer = redact_url(cfg.url.expose());
+        ctx.metrics.input_waiting(&name, format!("connecting to {peer}"));
         AmqpInput { cfg, ctx, name, origin, peer, sessions: 0, invalid: 0, errors: Vec::new() }
     }
 
@@ -100,7 +101,20 @@ impl AmqpInput {
     /// Connects, declares, and consumes until shutdown or until the connection is lost.
     /// `Err` means it did not get as far as consuming; its retry hint says whether trying
     /// again can help.
+    ///
+    /// The input is ready (`GET /ready`) from when its consumer starts until the session
+    /// ends; then it waits, with the reason.
     pub async fn session(&mut self) -> Result<SessionEnd, ConnectorError> {
+        let end = self.connect_and_consume().await;
+        let why = match &end {
+            Ok(SessionEnd::Shutdown) => "stopped".to_string(),
+            Ok(SessionEnd::Lost(e)) | Err(e) => e.to_string(),
+        };
+        self.ctx.metrics.input_waiting(&self.name, why);
+        end
+    }
+
+    async fn connect_and_consume(&mut self) -> Result<SessionEnd, ConnectorError> {
         let mut shutdown = self.ctx.shutdown.clone();
         let props = ConnectionProperties::default().with_connection_name(format!("rampart {}", self.name).into());
         let conn = tokio::select! {
@@ -132,6 +146,7 @@ impl AmqpInput {
             .await?
             .map_err(|e| op("cannot consume", e))?;
         AmqpConnected { component: &self.name, peer: &self.peer, reconnect: self.sessions > 0 }.emit(&self.ctx.metrics);
+        self.ctx.metrics.input_ready(&self.name);
         self.sessions += 1;
 
         let (tx, rx) = mpsc::unbounded_channel();

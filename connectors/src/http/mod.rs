@@ -1,8 +1,10 @@
 //! HTTP input (HTTP/1.1, actix-web 4): MozDef loginput's endpoints and the part of the
 //! Elasticsearch REST API that log shippers use, so MozDef clients, rsyslog
 //! (`omelasticsearch`), syslog-ng (`elasticsearch-http`), Vector's `elasticsearch` sink and
-//! Filebeat can point at Rampart unchanged; plus `GET /metrics` (Prometheus text 0.0.4) and
-//! `GET /health`.
+//! Filebeat can point at Rampart unchanged; plus `GET /metrics` (Prometheus text 0.0.4),
+//! `GET /health` (liveness: the process answers) and `GET /ready` (readiness: every input
+//! that must reach a peer, such as an AMQP consumer, is taking events; 503 naming those that
+//! are not).
 //!
 //! - [`mozdef`]: `POST|PUT /events`, `/nxlog`, `/cef` (normalized, `details.endpoint`
 //!   names the endpoint), `/custom/<app>` (stored as sent), `GET /status`.
@@ -169,6 +171,7 @@ const ENDPOINTS: &[&str] = &[
     "GET|HEAD|PUT|POST /_index_template/<name>, /_template/<name>, /_component_template/<name>, /_ilm/policy/<name>, /_ingest/pipeline/<name>",
     "GET /metrics",
     "GET /health",
+    "GET /ready",
 ];
 
 /// Why a request body could not be read: the status and what to tell the sender.
@@ -280,6 +283,20 @@ async fn get_health() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
+/// Readiness: 200 when every input that registered one (the AMQP inputs) takes events, else
+/// 503 with each waiting input and why. Unlike `/health`, a broker outage makes this fail,
+/// so a load balancer or a publisher can wait for it, while a liveness probe on `/health`
+/// does not restart a process that is only waiting for its broker.
+async fn get_ready(state: web::Data<State>) -> HttpResponse {
+    let inputs: serde_json::Map<String, serde_json::Value> = state.metrics.inputs_ready().into_iter().map(|(n, r)| (n, serde_json::Value::Bool(r))).collect();
+    let waiting = state.metrics.inputs_waiting();
+    if waiting.is_empty() {
+        return HttpResponse::Ok().json(json!({"ready": true, "inputs": inputs}));
+    }
+    let why: serde_json::Map<String, serde_json::Value> = waiting.into_iter().map(|(n, w)| (n, serde_json::Value::String(w))).collect();
+    HttpResponse::ServiceUnavailable().json(json!({"ready": false, "inputs": inputs, "waiting": why}))
+}
+
 async fn not_found(req: HttpRequest) -> HttpResponse {
     HttpResponse::NotFound().json(json!({
         "error": format!("no endpoint {} {}: see `endpoints`", req.method(), req.path()),
@@ -381,6 +398,7 @@ pub fn start(cfg: &HttpConfig, ctx: SourceContext) -> Result<HttpServerHandle, C
             .service(resource(&["/status", "/status/"], GET, mozdef::status))
             .service(resource(&["/metrics"], GET, get_metrics))
             .service(resource(&["/health"], GET, get_health))
+            .service(resource(&["/ready"], GET, get_ready))
             .service(resource(&["/_bulk", "/_bulk/"], POST_PUT, bulk::bulk))
             .service(resource(&["/{index}/_bulk", "/{index}/_bulk/"], POST_PUT, bulk::bulk_index))
             .service(resource(&["/{index}/_doc"], &[Method::POST], bulk::doc_auto_id))

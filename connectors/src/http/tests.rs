@@ -196,6 +196,28 @@ async fn metrics_health_and_status() {
 }
 
 #[actix_web::test]
+async fn ready_names_the_inputs_that_are_not_taking_events() {
+    let s = server(1 << 20, 16);
+    let a = s.h.addr();
+    let r = call(a, "GET", "/ready", None, b"").await;
+    assert_eq!((r.status, r.json()), (200, json!({"ready": true, "inputs": {}})));
+    s.metrics.input_waiting("amqp:events", "amqp:events: cannot connect to amqp://127.0.0.1:1: Connection refused");
+    s.metrics.input_ready("amqp:audit");
+    let r = call(a, "GET", "/ready", None, b"").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json(),
+        json!({"ready": false, "inputs": {"amqp:audit": true, "amqp:events": false}, "waiting": {"amqp:events": "amqp:events: cannot connect to amqp://127.0.0.1:1: Connection refused"}})
+    );
+    // Liveness is not readiness: the process answers, so /health stays ok.
+    assert_eq!(call(a, "GET", "/health", None, b"").await.status, 200);
+    s.metrics.input_ready("amqp:events");
+    let r = call(a, "GET", "/ready", None, b"").await;
+    assert_eq!((r.status, r.json()["ready"].clone()), (200, json!(true)));
+    s.h.stop().await;
+}
+
+#[actix_web::test]
 async fn requests_are_answered_only_after_the_outputs_settle() {
     let s = server(1 << 20, 1);
     let a = s.h.addr();

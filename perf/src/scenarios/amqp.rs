@@ -21,8 +21,7 @@ use crate::report::Report;
 use crate::spawn::{self, Rampart, Scratch};
 use anyhow::{anyhow, bail, Context, Result};
 use futures::stream::{FuturesUnordered, StreamExt};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
-use lapin::types::FieldTable;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rampart_core::EventTime;
 use serde_json::Value;
@@ -88,24 +87,7 @@ pub fn run(args: &Args) -> Result<()> {
             .await
             .map_err(|_| anyhow!("RabbitMQ at {} (--amqp-url / RAMPART_TEST_AMQP_URL) did not answer in 10 s", rampart_connectors::redact_url(&args.amqp_url)))?
             .map_err(|e| anyhow!("RabbitMQ is not reachable at {} (--amqp-url / RAMPART_TEST_AMQP_URL): {e}. Start it with `bash scripts/services/rabbitmq.sh start`.", rampart_connectors::redact_url(&args.amqp_url)))?;
-        // Rampart answers /health before its AMQP input has declared and bound the queue:
-        // wait until the queue has its consumer, or the first messages would be unroutable.
-        // (A passive declare of a missing queue closes its channel, so each try has its own.)
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
-            let probe = conn.create_channel().await?;
-            let passive = QueueDeclareOptions { passive: true, ..Default::default() };
-            if let Ok(q) = probe.queue_declare(id.as_str().into(), passive, FieldTable::default()).await {
-                if q.consumer_count() > 0 {
-                    let _ = probe.close(200, "ready".into()).await;
-                    break;
-                }
-            }
-            if Instant::now() > until {
-                bail!("rampart's AMQP input did not start consuming queue `{id}` within 60 s; its log:\n{}", rampart.log_text());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // Rampart::start waited for GET /ready: the queue is declared, bound and consumed.
         let ch = conn.create_channel().await?;
         ch.confirm_select(ConfirmSelectOptions::default()).await?;
         let schedule = args.rate.map(|rate| Schedule::new(rate / per_msg as f64, Duration::from_millis(50)));
