@@ -6,7 +6,9 @@
 //! It polls every `poll_interval` (or reads once and stops with `once: true`), oldest key
 //! first, and remembers which files it has read: a file is done when every output has
 //! stored all of its events (the events share one [`AckToken`]). Done files are appended to
-//! `state_file`, one key per line, so a restart does not read them again; without a state
+//! `state_file`, one key per line, so a restart does not read them again (a done file that
+//! later disappears from the listing, expired or deleted, is dropped from the state, which
+//! so stays the size of what is there); without a state
 //! file, a restart reads everything again, which stores nothing twice (ids come from each
 //! record's `eventID`). A file whose events an output failed to store is read again at the
 //! next poll. A file that is not CloudTrail (not gzip or JSON, no `Records`) is reported once
@@ -250,6 +252,31 @@ impl State {
         self.done.insert(key);
         Ok(())
     }
+
+    /// Forgets the done keys that a complete listing no longer has (a lifecycle rule or a
+    /// person deleted the file: it cannot be read again), and rewrites the state file without
+    /// them, so the state holds what is still there instead of every file ever read. The
+    /// rewrite goes to a temporary file renamed over the old one: a crash leaves either.
+    fn forget_missing(&mut self, listed: &HashSet<String>) -> Result<usize, ConnectorError> {
+        let before = self.done.len();
+        self.done.retain(|k| listed.contains(k));
+        let gone = before - self.done.len();
+        if let (Some(path), true) = (&self.file, gone > 0) {
+            let mut keys: Vec<&String> = self.done.iter().collect();
+            keys.sort_unstable();
+            let tmp = path.with_extension("rewrite");
+            let write = || -> std::io::Result<()> {
+                let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+                for k in &keys {
+                    writeln!(f, "{k}")?;
+                }
+                f.into_inner().map_err(std::io::IntoInnerError::into_error)?.sync_data()?;
+                std::fs::rename(&tmp, path)
+            };
+            write().map_err(|source| ConnectorError::Write { component: "cloudtrail", path: path.display().to_string(), source })?;
+        }
+        Ok(gone)
+    }
 }
 
 /// Runs the input until shutdown (or, with `once`, until every file is stored). Errors that
@@ -278,7 +305,7 @@ pub async fn run(cfg: &CloudTrailInputConfig, mut ctx: SourceContext) -> Result<
         while let Ok((key, status, reason)) = settled.try_recv() {
             settle(&mut state, &mut in_flight, &mut stats, &name, key, status, reason)?;
         }
-        match cfg_pass(cfg, &store, &mut ctx, &state, &mut in_flight, &mut bad, &mut stats, &name, &tx).await {
+        match cfg_pass(cfg, &store, &mut ctx, &mut state, &mut in_flight, &mut bad, &mut stats, &name, &tx).await {
             Ok(true) => failures = 0,
             Ok(false) => return Ok(stats),
             Err(e) if e.retry() == Retry::Never => return Err(e),
@@ -351,14 +378,21 @@ async fn cfg_pass(
     cfg: &CloudTrailInputConfig,
     store: &Store,
     ctx: &mut SourceContext,
-    state: &State,
+    state: &mut State,
     in_flight: &mut HashSet<String>,
     bad: &mut HashMap<String, u64>,
     stats: &mut CloudTrailStats,
     name: &str,
     tx: &mpsc::UnboundedSender<(String, AckStatus, Option<String>)>,
 ) -> Result<bool, ConnectorError> {
-    for found in store.list(&cfg.prefix).await? {
+    let listing = store.list(&cfg.prefix).await?;
+    let listed: HashSet<String> = listing.iter().map(|f| f.key.clone()).collect();
+    let gone = state.forget_missing(&listed)?;
+    if gone > 0 {
+        tracing::info!(input = name, "forgot {gone} done files that are no longer there");
+    }
+    bad.retain(|k, _| listed.contains(k));
+    for found in listing {
         if ctx.shutdown.is_triggered() {
             return Ok(false);
         }
@@ -465,9 +499,21 @@ mod tests {
 
         // A restart reads only what is new.
         std::fs::write(logs.join("111122223333_CloudTrail_us-east-1_20231114T2225Z_d.json.gz"), gz(&json!({"Records": [record("e4", "DeleteUser")]}))).unwrap();
-        let (stats, names) = run_once(cfg).await;
+        let (stats, names) = run_once(cfg.clone()).await;
         assert_eq!(names, ["DeleteUser"]);
         assert_eq!(stats.files_done, 1);
+        assert_eq!(std::fs::read_to_string(&state).unwrap().lines().count(), 3);
+
+        // A file expired from the bucket leaves the state too: the state is what is there,
+        // not every file ever read. What is still there is still not read again.
+        std::fs::remove_file(logs.join("111122223333_CloudTrail_us-east-1_20231114T2210Z_a.json.gz")).unwrap();
+        let (stats, names) = run_once(cfg).await;
+        assert!(names.is_empty() && stats.files_done == 0, "{names:?}");
+        let kept = std::fs::read_to_string(&state).unwrap();
+        let mut kept: Vec<&str> = kept.lines().map(|l| l.rsplit('_').next().unwrap()).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["b.json.gz", "d.json.gz"]);
+        assert!(!state.with_extension("rewrite").exists());
     }
 
     #[tokio::test]
