@@ -13,6 +13,9 @@ TARGET=${CARGO_TARGET_DIR:-target}
 cargo build --release -p rampart-perf --bin rampart-perf --bin rampart-perf-memory
 cargo build --release --bin rampart
 PERF="$TARGET/release/rampart-perf"
+if ! command -v rsigma >/dev/null; then
+  echo "run-all: rsigma is not on PATH, so the window and sigma cases run without the side-by-side rows (cargo install --locked rsigma@0.23.0)" >&2
+fi
 OUT=perf/results/runs
 mkdir -p "$OUT"
 
