@@ -12,7 +12,7 @@
 //! check both against a recomputation from scratch); the perf scenario `window` measures
 //! the difference.
 
-use crate::window::hold_until;
+use crate::window::{hold_earliest, hold_until};
 use crate::{Contribution, Crossing, Crossings, Events, GroupKey, Key, Number, Slot, Specs, Time, Window, WindowSpec};
 use differential_dataflow::Hashable;
 use hashbrown::{DefaultHashBuilder, HashTable};
@@ -83,9 +83,7 @@ impl<'scope> WindowedCount<'scope> for Events<'scope> {
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     // One capability for all pending records: the earliest batch's.
-                    if cap.least().is_some_and(|t| counts.due_hold.as_ref().is_none_or(|h| t < h.time())) {
-                        counts.due_hold = cap.retain_least(0);
-                    }
+                    hold_earliest(&mut counts.due_hold, &cap);
                     for ((key, c), t, r) in data.drain(..) {
                         if r <= 0 || !specs.get(key.0 as usize).is_some_and(|s| matches!(s.window, Window::Sliding | Window::Tumbling)) {
                             continue;

@@ -10,7 +10,7 @@
 //! when they become true. The tests compare it with a recomputation from scratch on 1, 2
 //! and 4 workers in any arrival order.
 
-use crate::window::hold_until;
+use crate::window::{hold_earliest, hold_until};
 use crate::{Contribution, Crossing, Crossings, Key, Number, Specs, Time, Values, Window};
 use differential_dataflow::Hashable;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -68,9 +68,7 @@ impl<'scope> WindowedDistinctCount<'scope> for Values<'scope> {
             let mut state = Distinct::default();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
-                    if cap.least().is_some_and(|t| state.hold.as_ref().is_none_or(|h| t < h.time())) {
-                        state.hold = cap.retain_least(0);
-                    }
+                    hold_earliest(&mut state.hold, &cap);
                     for ((key, (value, c)), t, r) in data.drain(..) {
                         if r <= 0 || !specs.get(key.0 as usize).is_some_and(|s| matches!(s.window, Window::Sliding | Window::Tumbling)) {
                             continue;

@@ -14,7 +14,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, InputCapability};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a windowed record carries besides its key.
@@ -64,6 +64,15 @@ impl Item for (Number, Contribution) {
         let mut values: Vec<(Number, u64)> = items.iter().map(|(v, m)| (v.0, *m)).collect();
         values.sort_unstable();
         spec.aggregate.fold(&values)
+    }
+}
+
+/// Keeps in `hold` the earliest capability an input batch has brought: `cap`'s when it is
+/// earlier than what is held (one capability for every pending record, moved on later by
+/// [`hold_until`]).
+pub(crate) fn hold_earliest(hold: &mut Option<Capability<Time>>, cap: &InputCapability<Time>) {
+    if cap.least().is_some_and(|t| hold.as_ref().is_none_or(|h| t < h.time())) {
+        *hold = cap.retain_least(0);
     }
 }
 
