@@ -188,15 +188,21 @@ impl Metrics {
         self.readiness.lock().insert(name.to_string(), None);
     }
 
+    /// Every input that registered a readiness, by name: `None` when it is ready, else why
+    /// not. One snapshot, so a reader sees every input at the same moment.
+    pub fn readiness(&self) -> BTreeMap<String, Option<String>> {
+        self.readiness.lock().clone()
+    }
+
     /// The inputs that are not ready, with why, by name; empty when every input that
     /// registered is ready.
     pub fn inputs_waiting(&self) -> Vec<(String, String)> {
-        self.readiness.lock().iter().filter_map(|(n, w)| w.as_ref().map(|w| (n.clone(), w.clone()))).collect()
+        self.readiness().into_iter().filter_map(|(n, w)| w.map(|w| (n, w))).collect()
     }
 
     /// Every input that registered a readiness, and whether it is ready.
     pub fn inputs_ready(&self) -> Vec<(String, bool)> {
-        self.readiness.lock().iter().map(|(n, w)| (n.clone(), w.is_none())).collect()
+        self.readiness().into_iter().map(|(n, w)| (n, w.is_none())).collect()
     }
 
     /// A copy of one stage's histogram.

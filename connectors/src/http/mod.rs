@@ -288,13 +288,14 @@ async fn get_health() -> HttpResponse {
 /// so a load balancer or a publisher can wait for it, while a liveness probe on `/health`
 /// does not restart a process that is only waiting for its broker.
 async fn get_ready(state: web::Data<State>) -> HttpResponse {
-    let inputs: serde_json::Map<String, serde_json::Value> = state.metrics.inputs_ready().into_iter().map(|(n, r)| (n, serde_json::Value::Bool(r))).collect();
-    let waiting = state.metrics.inputs_waiting();
+    // One snapshot: the flags and the reasons describe the same moment.
+    let readiness = state.metrics.readiness();
+    let inputs: serde_json::Map<String, serde_json::Value> = readiness.iter().map(|(n, w)| (n.clone(), w.is_none().into())).collect();
+    let waiting: serde_json::Map<String, serde_json::Value> = readiness.into_iter().filter_map(|(n, w)| w.map(|w| (n, w.into()))).collect();
     if waiting.is_empty() {
         return HttpResponse::Ok().json(json!({"ready": true, "inputs": inputs}));
     }
-    let why: serde_json::Map<String, serde_json::Value> = waiting.into_iter().map(|(n, w)| (n, serde_json::Value::String(w))).collect();
-    HttpResponse::ServiceUnavailable().json(json!({"ready": false, "inputs": inputs, "waiting": why}))
+    HttpResponse::ServiceUnavailable().json(json!({"ready": false, "inputs": inputs, "waiting": waiting}))
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
