@@ -11,9 +11,10 @@
 //! and 4 workers in any arrival order.
 
 use crate::window::{hold_earliest, hold_until};
-use crate::{Contribution, Crossing, Crossings, Key, Number, Specs, Time, Values, Window};
+use crate::{Contribution, Crossing, Crossings, Key, Number, Specs, Time, Values, Window, WindowSpec};
 use differential_dataflow::Hashable;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use hashbrown::HashMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -126,62 +127,90 @@ impl Distinct {
     }
 
     /// Applies what arrives and leaves at `time`, key by key, and collects the crossings.
+    ///
+    /// The records due at `time` are sorted by key, so each key's window is found once per
+    /// time and judged once all of its records are in. Keys whose records leave at `time`
+    /// are judged too; a key in both lists is judged twice, which changes nothing the second
+    /// time (its records have already left and `met` is up to date).
     fn step(&mut self, time: Time, specs: &Specs, out: &mut Vec<Crossing>) {
-        let mut arriving: BTreeMap<Key, Vec<(String, Contribution, usize)>> = BTreeMap::new();
-        for (key, value, c, n) in self.due.remove(&time).unwrap_or_default() {
-            arriving.entry(key).or_default().push((value, c, n));
+        let mut due = self.due.remove(&time).unwrap_or_default();
+        due.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut due = due.into_iter().peekable();
+        while let Some((key, value, c, n)) = due.next() {
+            let Some(spec) = specs.get(key.0 as usize) else { continue };
+            let leaving = self.leaving.entry(spec.leaves(time)).or_default();
+            if leaving.last() != Some(&key) {
+                leaving.push(key.clone());
+            }
+            let w = match self.windows.get_mut(&key) {
+                Some(w) => w,
+                None => self.windows.entry(key.clone()).or_default(),
+            };
+            w.expire(spec, time);
+            w.add(time, value, c, n);
+            while let Some((_, value, c, n)) = due.next_if(|next| next.0 == key) {
+                w.add(time, value, c, n);
+            }
+            w.judge(&key, spec, time, out);
         }
         for key in self.leaving.remove(&time).unwrap_or_default() {
-            arriving.entry(key).or_default();
-        }
-        for (key, records) in arriving {
-            let Some(spec) = specs.get(key.0 as usize) else { continue };
-            let w = self.windows.entry(key.clone()).or_default();
-            // Out with the records whose window has passed (times are taken in order, so
-            // the oldest are at the front).
-            while let Some((t, ..)) = w.records.front() {
-                if spec.leaves(*t) > time {
-                    break;
-                }
-                if let Some((_, v, _, n)) = w.records.pop_front() {
-                    if let Some(m) = w.values.get_mut(&v) {
-                        *m = m.saturating_sub(n);
-                        if *m == 0 {
-                            w.values.remove(&v);
-                        }
-                    }
-                }
-            }
-            if !records.is_empty() {
-                let leaves = spec.leaves(time);
-                let keys = self.leaving.entry(leaves).or_default();
-                if keys.last() != Some(&key) {
-                    keys.push(key.clone());
-                }
-            }
-            for (value, c, n) in records {
-                *w.values.entry(value.clone()).or_default() += n;
-                w.records.push_back((time, value, c, n));
-            }
-            let distinct = Number::from(w.values.len() as u64);
-            let met = !w.records.is_empty() && spec.condition.is_met(distinct);
-            if met && !w.met {
-                let contributions: BTreeSet<&Contribution> = w.records.iter().map(|(_, _, c, _)| c).collect();
-                out.push(Crossing {
-                    slot: key.0,
-                    key: key.1.clone(),
-                    time,
-                    window_start: spec.start(time),
-                    value: distinct,
-                    trigger_accepted_ns: contributions.iter().map(|c| c.accepted_ns).max().unwrap_or(0),
-                    events: contributions.into_iter().take(spec.max_refs).cloned().collect(),
-                });
-            }
-            w.met = met;
+            let (Some(spec), Some(w)) = (specs.get(key.0 as usize), self.windows.get_mut(&key)) else { continue };
+            w.expire(spec, time);
+            w.judge(&key, spec, time, out);
             if w.records.is_empty() {
                 self.windows.remove(&key);
             }
         }
+    }
+}
+
+impl KeyWindow {
+    /// Out with the records whose window has passed by `time` (they are in time order, so
+    /// the oldest are at the front).
+    fn expire(&mut self, spec: &WindowSpec, time: Time) {
+        while let Some((t, ..)) = self.records.front() {
+            if spec.leaves(*t) > time {
+                break;
+            }
+            if let Some((_, v, _, n)) = self.records.pop_front() {
+                if let Some(m) = self.values.get_mut(&v) {
+                    *m = m.saturating_sub(n);
+                    if *m == 0 {
+                        self.values.remove(&v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// In with one record at `time`; the value is copied only when it is new to the window.
+    fn add(&mut self, time: Time, value: String, c: Contribution, n: usize) {
+        match self.values.get_mut(&value) {
+            Some(m) => *m += n,
+            None => {
+                self.values.insert(value.clone(), n);
+            }
+        }
+        self.records.push_back((time, value, c, n));
+    }
+
+    /// Reports a crossing when the condition has just become true at `time`.
+    fn judge(&mut self, key: &Key, spec: &WindowSpec, time: Time, out: &mut Vec<Crossing>) {
+        let distinct = Number::from(self.values.len() as u64);
+        let met = !self.records.is_empty() && spec.condition.is_met(distinct);
+        if met && !self.met {
+            let contributions: BTreeSet<&Contribution> = self.records.iter().map(|(_, _, c, _)| c).collect();
+            out.push(Crossing {
+                slot: key.0,
+                key: key.1.clone(),
+                time,
+                window_start: spec.start(time),
+                value: distinct,
+                trigger_accepted_ns: contributions.iter().map(|c| c.accepted_ns).max().unwrap_or(0),
+                events: contributions.into_iter().take(spec.max_refs).cloned().collect(),
+            });
+        }
+        self.met = met;
     }
 }
 
