@@ -6,7 +6,7 @@ use crate::pipeline::Pipelines;
 use crate::yaml::{kind_name, pos, spos, Sink};
 use marked_yaml::types::MarkedScalarNode;
 use marked_yaml::Node;
-use rampart_core::FieldPath;
+use rampart_core::{field, FieldPath};
 use serde_json::{Map, Value};
 
 /// Sigma's `logsource`: with no [pipeline](crate::pipeline) it does not filter; a pipeline
@@ -116,8 +116,12 @@ impl FieldCond {
 
     /// The event value this condition tests.
     pub fn lookup<'d>(&self, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+        self.lookup_in(Doc::new(doc))
+    }
+
+    fn lookup_in<'d>(&self, doc: Doc<'d>) -> Option<&'d Value> {
         if !self.wild && self.fallbacks.is_empty() {
-            return self.field.lookup_event(doc);
+            return doc.lookup_event(&self.field);
         }
         lookup_paths_iter(self.paths(), self.wild, doc)
     }
@@ -127,19 +131,19 @@ impl FieldCond {
         self.wild
     }
 
-    pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
+    pub(crate) fn matches(&self, doc: Doc<'_>) -> bool {
         if self.negate {
-            return self.lookup(doc).is_some_and(|v| !v.is_null()) && !self.matches_values(doc);
+            return self.lookup_in(doc).is_some_and(|v| !v.is_null()) && !self.matches_values(doc);
         }
         self.matches_values(doc)
     }
 
-    fn matches_values(&self, doc: &Map<String, Value>) -> bool {
+    fn matches_values(&self, doc: Doc<'_>) -> bool {
         if self.keyword {
-            let anywhere = |m: &ValueMatcher| doc.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
+            let anywhere = |m: &ValueMatcher| doc.map.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
             return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
         }
-        let v = self.lookup(doc);
+        let v = self.lookup_in(doc);
         if self.str_only && !self.all {
             let str_match = |m: &ValueMatcher, hay: &Hay<'_>| matches!(m, ValueMatcher::Str(s) if s.is_match_hay(hay));
             return v.is_some_and(|v| any_scalar(v, &|text| {
@@ -153,7 +157,7 @@ impl FieldCond {
                 }
             }));
         }
-        let lookup = |p: &FieldPath| p.lookup_event(doc).cloned();
+        let lookup = |p: &FieldPath| doc.lookup_event(p).cloned();
         if self.all {
             self.values.iter().all(|m| m.matches(v, &lookup))
         } else {
@@ -163,16 +167,37 @@ impl FieldCond {
 }
 
 /// [`FieldCond::lookup`] for `paths` (the field, then its fallbacks) and its `wild` flag.
-pub(crate) fn lookup_paths<'d>(paths: &[FieldPath], wild: bool, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+pub(crate) fn lookup_paths<'d>(paths: &[FieldPath], wild: bool, doc: Doc<'d>) -> Option<&'d Value> {
     match paths {
-        [only] if !wild => only.lookup_event(doc),
+        [only] if !wild => doc.lookup_event(only),
         _ => lookup_paths_iter(paths.iter(), wild, doc),
     }
 }
 
 /// The first of `paths` present; only paths with a `*` segment take the slower walk.
-fn lookup_paths_iter<'p, 'd>(mut paths: impl Iterator<Item = &'p FieldPath>, wild: bool, doc: &'d Map<String, Value>) -> Option<&'d Value> {
-    paths.find_map(|p| if wild && p.segments().iter().any(|s| s == "*") { lookup_wild(p.segments(), doc) } else { p.lookup_event(doc) })
+fn lookup_paths_iter<'p, 'd>(mut paths: impl Iterator<Item = &'p FieldPath>, wild: bool, doc: Doc<'d>) -> Option<&'d Value> {
+    paths.find_map(|p| if wild && p.segments().iter().any(|s| s == "*") { lookup_wild(p.segments(), doc.map) } else { doc.lookup_event(p) })
+}
+
+/// An event document as matching reads it, with whether it has literal dotted keys
+/// anywhere ([`field::has_dotted_keys`]), worked out once per event: without any, each of
+/// the event's many lookups is its nested walk alone, with no search for dotted keys
+/// after a miss (most lookups of most rules' fields miss).
+#[derive(Clone, Copy)]
+pub(crate) struct Doc<'d> {
+    pub(crate) map: &'d Map<String, Value>,
+    dotted: bool,
+}
+
+impl<'d> Doc<'d> {
+    pub(crate) fn new(map: &'d Map<String, Value>) -> Doc<'d> {
+        Doc { map, dotted: field::has_dotted_keys(map) }
+    }
+
+    /// [`FieldPath::lookup_event`].
+    pub(crate) fn lookup_event(&self, p: &FieldPath) -> Option<&'d Value> {
+        p.lookup_event_in(self.map, self.dotted)
+    }
 }
 
 /// Path lookup where a `*` segment stands for any key at its level (first hit wins, in
@@ -187,15 +212,15 @@ fn lookup_wild<'d>(segs: &[String], doc: &'d Map<String, Value>) -> Option<&'d V
         if first == "*" {
             o.values().find_map(|x| go(rest, x))
         } else {
-            o.get(first.as_str()).and_then(|x| go(rest, x))
+            field::get(o, first).and_then(|x| go(rest, x))
         }
     }
     let (first, rest) = segs.split_first()?;
     if first == "*" {
         return doc.values().find_map(|x| go(rest, x));
     }
-    doc.get(first.as_str()).and_then(|x| go(rest, x)).or_else(|| match doc.get("details") {
-        Some(Value::Object(d)) if first != "details" => d.get(first.as_str()).and_then(|x| go(rest, x)),
+    field::get(doc, first).and_then(|x| go(rest, x)).or_else(|| match field::get(doc, "details") {
+        Some(Value::Object(d)) if first != "details" => field::get(d, first).and_then(|x| go(rest, x)),
         _ => None,
     })
 }
@@ -219,11 +244,11 @@ fn any_leaf(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
 }
 
 impl Selection {
-    pub(crate) fn matches(&self, doc: &Map<String, Value>) -> bool {
+    pub(crate) fn matches(&self, doc: Doc<'_>) -> bool {
         match &self.matcher {
             SelectionMatcher::Fields(alts) => alts.iter().any(|conds| conds.iter().all(|c| c.matches(doc))),
             SelectionMatcher::Keywords(kws) => {
-                kws.iter().any(|k| doc.values().any(|x| crate::matcher::keyword_in(x, k)))
+                kws.iter().any(|k| doc.map.values().any(|x| crate::matcher::keyword_in(x, k)))
             }
         }
     }
@@ -237,6 +262,10 @@ impl Detection {
 
     /// Same as [`Detection::matches`] on a bare document.
     pub fn matches_doc(&self, doc: &Map<String, Value>) -> bool {
+        self.matches_in(Doc::new(doc))
+    }
+
+    pub(crate) fn matches_in(&self, doc: Doc<'_>) -> bool {
         self.condition.eval(&|i| self.selections.get(i).is_some_and(|s| s.matches(doc)))
     }
 }
@@ -248,8 +277,9 @@ impl Detection {
     pub fn explain(&self, doc: &Map<String, Value>) -> (bool, String) {
         use std::fmt::Write;
         let mut out = String::new();
+        let d = Doc::new(doc);
         for s in &self.selections {
-            let hit = s.matches(doc);
+            let hit = s.matches(d);
             let _ = writeln!(out, "selection {}: {}", s.name, if hit { "matched" } else { "no match" });
             match &s.matcher {
                 SelectionMatcher::Keywords(k) => {
@@ -258,11 +288,11 @@ impl Detection {
                 SelectionMatcher::Fields(alts) => {
                     for (i, conds) in alts.iter().enumerate() {
                         if alts.len() > 1 {
-                            let all = conds.iter().all(|c| c.matches(doc));
+                            let all = conds.iter().all(|c| c.matches(d));
                             let _ = writeln!(out, "  alternative {} of {}: {}", i + 1, alts.len(), if all { "matched" } else { "no match" });
                         }
                         for c in conds {
-                            let ok = c.matches(doc);
+                            let ok = c.matches(d);
                             let paths: Vec<&str> = c.paths().map(FieldPath::as_str).collect();
                             let seen = if c.keyword {
                                 "(any string of the event)".to_string()
@@ -863,13 +893,13 @@ mod tests {
         for c in [by_key("cmd|contains"), y] {
             for t in texts {
                 let doc = serde_json::json!({"cmd": t, "y": t});
-                let got = c.matches(doc.as_object().unwrap_or_else(|| panic!()));
+                let got = c.matches(Doc::new(doc.as_object().unwrap_or_else(|| panic!())));
                 let want = c.values.iter().any(|m| matches!(m, ValueMatcher::Str(s) if s.is_match(t)));
                 assert_eq!(got, want, "{} on {t:?}", c.key);
             }
         }
         // And a few answers spelled out.
-        let m = |c: &FieldCond, t: &str| c.matches(serde_json::json!({"cmd": t}).as_object().unwrap_or_else(|| panic!()));
+        let m = |c: &FieldCond, t: &str| c.matches(Doc::new(serde_json::json!({"cmd": t}).as_object().unwrap_or_else(|| panic!())));
         let cmd = by_key("cmd|contains");
         assert!(m(cmd, "l'évil") && m(cmd, "L'ÉVIL") && m(cmd, "x -NOP") && !m(cmd, "a") && !m(cmd, "hidde"));
     }

@@ -26,7 +26,7 @@
 //! test compares prefiltered with brute-force matching over the SigmaHQ corpus.
 
 use crate::condition::Cond;
-use crate::detection::{FieldCond, SelectionMatcher};
+use crate::detection::{Doc, FieldCond, SelectionMatcher};
 use crate::matcher::{GlobTok, StrKind, StrMatch, ValueMatcher};
 use crate::{Detection, RuleKind, RuleSet};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -96,7 +96,7 @@ struct FieldKey {
 }
 
 impl FieldKey {
-    fn lookup<'d>(&self, doc: &'d Map<String, Value>) -> Option<&'d Value> {
+    fn lookup<'d>(&self, doc: Doc<'d>) -> Option<&'d Value> {
         crate::detection::lookup_paths(&self.paths, self.wild, doc)
     }
 }
@@ -401,10 +401,11 @@ impl RuleMatcher {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let s = &mut *s;
+            let doc = Doc::new(doc);
             self.candidates_into(doc, s);
             for &c in &s.candidates.list {
                 let (pos, det) = &self.rules[c as usize];
-                if det.matches_doc(doc) {
+                if det.matches_in(doc) {
                     out.push(*pos);
                 }
             }
@@ -412,7 +413,7 @@ impl RuleMatcher {
     }
 
     /// The rules `doc` must be evaluated against, sorted, into `s.candidates`.
-    fn candidates_into(&self, doc: &Map<String, Value>, s: &mut Scratch) {
+    fn candidates_into(&self, doc: Doc<'_>, s: &mut Scratch) {
         s.candidates.start(self.rules.len());
         // The event's value ids on each dimension (plus "any"; "absent" when it has no value).
         for (d, (field, values)) in self.dims.iter().enumerate() {
@@ -460,7 +461,7 @@ impl RuleMatcher {
         // when many fields are to be looked up, not for a few.
         s.present_on = s.scans.len() >= PRESENT_FROM;
         if s.present_on {
-            s.present.fill(doc, &self.segments);
+            s.present.fill(doc.map, &self.segments);
         }
         // Each field once, with the substring indexes of every visited bucket.
         let mut i = 0;
@@ -484,14 +485,15 @@ impl RuleMatcher {
     /// in full: what the prefilter lets through, for diagnostics and benchmarks.
     pub fn candidates(&self, doc: &Map<String, Value>) -> Vec<usize> {
         let mut s = Scratch::default();
-        self.candidates_into(doc, &mut s);
+        self.candidates_into(Doc::new(doc), &mut s);
         s.candidates.list.iter().map(|&c| self.rules[c as usize].0).collect()
     }
 
     /// Same result as [`RuleMatcher::matches`], by evaluating every detection (for tests and
     /// for measuring what the prefilter saves).
     pub fn matches_all(&self, doc: &Map<String, Value>, out: &mut Vec<usize>) {
-        out.extend(self.rules.iter().filter(|(_, d)| d.matches_doc(doc)).map(|(i, _)| *i));
+        let doc = Doc::new(doc);
+        out.extend(self.rules.iter().filter(|(_, d)| d.matches_in(doc)).map(|(i, _)| *i));
     }
 
     /// Number of detections.
@@ -553,7 +555,7 @@ impl Candidates {
 impl RuleMatcher {
     /// Looks `f`'s field up in `doc` and adds the rules (of visited buckets) whose atoms
     /// its value meets.
-    fn scan(&self, f: &FieldIndex, doc: &Map<String, Value>, s: &mut Scratch) {
+    fn scan(&self, f: &FieldIndex, doc: Doc<'_>, s: &mut Scratch) {
         if s.present_on && self.firsts[f.field].as_ref().is_some_and(|hs| !hs.iter().any(|&h| s.present.may_have(h))) {
             return;
         }
@@ -609,7 +611,7 @@ impl RuleMatcher {
             // one by one; substrings in one search over all of them joined by NUL, which no
             // keyword pattern contains (see `new`), so a match lies within one scalar.
             joined.clear();
-            each_leaf(doc.values(), num, &mut |text| {
+            each_leaf(doc.map.values(), num, &mut |text| {
                 eq(text, lower, candidates);
                 if hay(text, lower) {
                     joined.push_str(text);
