@@ -2,6 +2,7 @@
 //! resolved against nested JSON objects.
 
 use serde_json::{Map, Value};
+use std::cell::OnceCell;
 use std::fmt;
 
 /// A field name as written in a rule, split at its dots.
@@ -37,6 +38,11 @@ impl FieldPath {
     /// search below would find first, so the answer is the same either way. Matching calls
     /// this for every field of every candidate rule, so it stays on the fast path.
     pub fn lookup<'a>(&self, obj: &'a Map<String, Value>) -> Option<&'a Value> {
+        self.lookup_with(obj, &OnceCell::new())
+    }
+
+    /// [`FieldPath::lookup`], with `own` caching whether `obj`'s own keys have a dot.
+    fn lookup_with<'a>(&self, obj: &'a Map<String, Value>, own: &OnceCell<bool>) -> Option<&'a Value> {
         let mut segs = self.segments.iter();
         let mut cur = segs.next().and_then(|s| get(obj, s));
         for seg in segs {
@@ -45,50 +51,44 @@ impl FieldPath {
                 _ => None,
             };
         }
-        if cur.is_some() || !dotted_along(obj, &self.segments) {
+        if cur.is_some() || !dotted_along(obj, &self.segments, own) {
             return cur;
         }
         resolve(obj, &self.segments)
     }
 
-    /// As [`FieldPath::lookup`], told whether `obj` has literal dotted keys anywhere
-    /// ([`has_dotted_keys`]): without any, the nested walk is the whole answer. For callers
-    /// that look many paths up in one document and work that out once.
-    pub fn lookup_in<'a>(&self, obj: &'a Map<String, Value>, dotted: bool) -> Option<&'a Value> {
-        if dotted {
-            return self.lookup(obj);
-        }
-        let mut segs = self.segments.iter();
-        let mut cur = segs.next().and_then(|s| get(obj, s));
-        for seg in segs {
-            cur = match cur {
-                Some(Value::Object(inner)) => get(inner, seg),
-                _ => None,
-            };
-        }
-        cur
-    }
-
     /// Resolves the path in a MozDef-schema document: as written, then under `details`
     /// (so a rule may say `sourceipaddress` or `details.sourceipaddress`).
     pub fn lookup_event<'a>(&self, doc: &'a Map<String, Value>) -> Option<&'a Value> {
-        self.lookup_event_in(doc, true)
+        self.lookup_event_cached(doc, &DottedKeys::default())
     }
 
-    /// As [`FieldPath::lookup_event`], told whether `doc` has dotted keys (see
-    /// [`FieldPath::lookup_in`]).
-    pub fn lookup_event_in<'a>(&self, doc: &'a Map<String, Value>, dotted: bool) -> Option<&'a Value> {
-        if let Some(v) = self.lookup_in(doc, dotted) {
+    /// As [`FieldPath::lookup_event`], for one of many lookups in the same document: `known`
+    /// (one per document) keeps what earlier lookups learned about dotted keys.
+    pub fn lookup_event_cached<'a>(&self, doc: &'a Map<String, Value>, known: &DottedKeys) -> Option<&'a Value> {
+        if let Some(v) = self.lookup_with(doc, &known.top) {
             return Some(v);
         }
         if self.segments.first().is_some_and(|s| s == "details") {
             return None;
         }
         match get(doc, "details") {
-            Some(Value::Object(details)) => self.lookup_in(details, dotted),
+            Some(Value::Object(details)) => self.lookup_with(details, &known.details),
             _ => None,
         }
     }
+}
+
+/// Whether a document's top level and its `details` have keys with a dot, worked out the
+/// first time a lookup misses there and kept for the document's other lookups
+/// ([`FieldPath::lookup_event_cached`]). A lookup that misses on the nested walk must ask
+/// whether a literal dotted key (`"a.b"` as one key) could answer it; for most events the
+/// answer is no at every level, and these two levels are where each of an event's many
+/// lookups would otherwise scan every key to find that out again.
+#[derive(Debug, Default)]
+pub struct DottedKeys {
+    top: OnceCell<bool>,
+    details: OnceCell<bool>,
 }
 
 /// Objects up to this many keys are searched by scanning their keys rather than hashing.
@@ -107,23 +107,18 @@ pub fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     }
 }
 
-/// Whether some key of `obj`, or of an object nested in it, has a dot: only then can a
-/// path resolve through a literal dotted key. Lookups do not descend into arrays, so
-/// neither does this.
-pub fn has_dotted_keys(obj: &Map<String, Value>) -> bool {
-    obj.iter().any(|(k, v)| k.contains('.') || matches!(v, Value::Object(inner) if has_dotted_keys(inner)))
-}
-
 /// Whether a literal dotted key could answer `segs` where the nested walk found nothing:
-/// some object on the walk, above the last segment, has a key `<segment>.…`. Without one,
-/// [`resolve`] takes the nested reading at every level and finds nothing either, so a miss
-/// (most lookups of most rules' fields) costs no second search. The last segment needs no
-/// check: there the only candidate is the key itself.
-fn dotted_along(obj: &Map<String, Value>, segs: &[String]) -> bool {
+/// some object on the walk, above the last segment, has a key `<segment>.…` (`own` caches
+/// whether `obj`, the first of them, has any key with a dot). Without one, [`resolve`]
+/// takes the nested reading at every level and finds nothing either, so a miss (most
+/// lookups of most rules' fields) costs no second search. The last segment needs no check:
+/// there the only candidate is the key itself.
+fn dotted_along(obj: &Map<String, Value>, segs: &[String], own: &OnceCell<bool>) -> bool {
     let Some((_, above)) = segs.split_last() else { return false };
     let mut cur = obj;
-    for seg in above {
-        if cur.keys().any(|k| k.len() > seg.len() && k.starts_with(seg.as_str()) && k.as_bytes()[seg.len()] == b'.') {
+    for (i, seg) in above.iter().enumerate() {
+        let dotted_here = i > 0 || *own.get_or_init(|| obj.keys().any(|k| k.as_bytes().contains(&b'.')));
+        if dotted_here && cur.keys().any(|k| k.len() > seg.len() && k.starts_with(seg.as_str()) && k.as_bytes()[seg.len()] == b'.') {
             return true;
         }
         match get(cur, seg) {
@@ -233,19 +228,28 @@ mod tests {
         }
         let paths: Vec<FieldPath> = ["a", "b", "a.b", "a.b.c", "b.c", "c.a", "a.c", "ab", "a.b.c.a", "b.c.a", "c.a.b"].into_iter().map(FieldPath::new).collect();
         let dotless = ["a", "b", "c", "ab"];
-        let (mut hits, mut dotted_hits, mut dotless_hits) = (0, 0, 0);
+        let (mut hits, mut dotted_hits, mut details_hits) = (0, 0, 0);
         for i in 0..4000 {
-            let d = build(&mut next, if i % 2 == 0 { &names[..] } else { &dotless[..] }, 3);
+            let mut d = build(&mut next, if i % 2 == 0 { &names[..] } else { &dotless[..] }, 3);
+            if i % 3 == 0 {
+                d.insert("details".into(), Value::Object(build(&mut next, if i % 2 == 0 { &dotless[..] } else { &names[..] }, 3)));
+            }
+            // One cache for all of the document's lookups, as matching uses it.
+            let known = DottedKeys::default();
             for p in &paths {
                 let expected = resolve(&d, p.segments());
                 assert_eq!(p.lookup(&d), expected, "{p} in {}", Value::Object(d.clone()));
-                assert_eq!(p.lookup_in(&d, has_dotted_keys(&d)), expected, "{p} in {} (dotted keys worked out first)", Value::Object(d.clone()));
+                let in_details = || match d.get("details") {
+                    Some(Value::Object(details)) => resolve(details, p.segments()),
+                    _ => None,
+                };
+                assert_eq!(p.lookup_event_cached(&d, &known), expected.or_else(in_details), "{p} as an event field in {}", Value::Object(d.clone()));
                 hits += usize::from(expected.is_some());
-                dotted_hits += usize::from(expected.is_some() && dotted_along(&d, p.segments()));
-                dotless_hits += usize::from(expected.is_some() && !has_dotted_keys(&d) && p.segments().len() > 1);
+                dotted_hits += usize::from(expected.is_some() && dotted_along(&d, p.segments(), &OnceCell::new()));
+                details_hits += usize::from(expected.is_none() && in_details().is_some());
             }
         }
-        assert!(hits > 1000 && dotted_hits > 100 && dotless_hits > 100, "the documents exercise too little: {hits} hits, {dotted_hits} through dotted keys, {dotless_hits} nested without any");
+        assert!(hits > 1000 && dotted_hits > 100 && details_hits > 100, "the documents exercise too little: {hits} hits, {dotted_hits} through dotted keys, {details_hits} under details");
     }
 
     #[test]

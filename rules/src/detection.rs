@@ -116,10 +116,10 @@ impl FieldCond {
 
     /// The event value this condition tests.
     pub fn lookup<'d>(&self, doc: &'d Map<String, Value>) -> Option<&'d Value> {
-        self.lookup_in(Doc::new(doc))
+        self.lookup_in(&Doc::new(doc))
     }
 
-    fn lookup_in<'d>(&self, doc: Doc<'d>) -> Option<&'d Value> {
+    fn lookup_in<'d>(&self, doc: &Doc<'d>) -> Option<&'d Value> {
         if !self.wild && self.fallbacks.is_empty() {
             return doc.lookup_event(&self.field);
         }
@@ -131,14 +131,14 @@ impl FieldCond {
         self.wild
     }
 
-    pub(crate) fn matches(&self, doc: Doc<'_>) -> bool {
+    pub(crate) fn matches(&self, doc: &Doc<'_>) -> bool {
         if self.negate {
             return self.lookup_in(doc).is_some_and(|v| !v.is_null()) && !self.matches_values(doc);
         }
         self.matches_values(doc)
     }
 
-    fn matches_values(&self, doc: Doc<'_>) -> bool {
+    fn matches_values(&self, doc: &Doc<'_>) -> bool {
         if self.keyword {
             let anywhere = |m: &ValueMatcher| doc.map.values().any(|x| any_leaf(x, &|leaf| m.matches(Some(leaf), &|_| None)));
             return if self.all { self.values.iter().all(anywhere) } else { self.values.iter().any(anywhere) };
@@ -167,7 +167,7 @@ impl FieldCond {
 }
 
 /// [`FieldCond::lookup`] for `paths` (the field, then its fallbacks) and its `wild` flag.
-pub(crate) fn lookup_paths<'d>(paths: &[FieldPath], wild: bool, doc: Doc<'d>) -> Option<&'d Value> {
+pub(crate) fn lookup_paths<'d>(paths: &[FieldPath], wild: bool, doc: &Doc<'d>) -> Option<&'d Value> {
     match paths {
         [only] if !wild => doc.lookup_event(only),
         _ => lookup_paths_iter(paths.iter(), wild, doc),
@@ -175,28 +175,27 @@ pub(crate) fn lookup_paths<'d>(paths: &[FieldPath], wild: bool, doc: Doc<'d>) ->
 }
 
 /// The first of `paths` present; only paths with a `*` segment take the slower walk.
-fn lookup_paths_iter<'p, 'd>(mut paths: impl Iterator<Item = &'p FieldPath>, wild: bool, doc: Doc<'d>) -> Option<&'d Value> {
+fn lookup_paths_iter<'p, 'd>(mut paths: impl Iterator<Item = &'p FieldPath>, wild: bool, doc: &Doc<'d>) -> Option<&'d Value> {
     paths.find_map(|p| if wild && p.segments().iter().any(|s| s == "*") { lookup_wild(p.segments(), doc.map) } else { doc.lookup_event(p) })
 }
 
-/// An event document as matching reads it, with whether it has literal dotted keys
-/// anywhere ([`field::has_dotted_keys`]), worked out once per event: without any, each of
-/// the event's many lookups is its nested walk alone, with no search for dotted keys
-/// after a miss (most lookups of most rules' fields miss).
-#[derive(Clone, Copy)]
+/// An event document as matching reads it: its many lookups share what they learn about
+/// literal dotted keys ([`field::DottedKeys`]), so a lookup that misses (most lookups of
+/// most rules' fields, on SigmaHQ's rule set) does not scan the event's keys again to rule
+/// them out.
 pub(crate) struct Doc<'d> {
     pub(crate) map: &'d Map<String, Value>,
-    dotted: bool,
+    dotted: field::DottedKeys,
 }
 
 impl<'d> Doc<'d> {
     pub(crate) fn new(map: &'d Map<String, Value>) -> Doc<'d> {
-        Doc { map, dotted: field::has_dotted_keys(map) }
+        Doc { map, dotted: field::DottedKeys::default() }
     }
 
     /// [`FieldPath::lookup_event`].
     pub(crate) fn lookup_event(&self, p: &FieldPath) -> Option<&'d Value> {
-        p.lookup_event_in(self.map, self.dotted)
+        p.lookup_event_cached(self.map, &self.dotted)
     }
 }
 
@@ -244,7 +243,7 @@ fn any_leaf(v: &Value, f: &dyn Fn(&Value) -> bool) -> bool {
 }
 
 impl Selection {
-    pub(crate) fn matches(&self, doc: Doc<'_>) -> bool {
+    pub(crate) fn matches(&self, doc: &Doc<'_>) -> bool {
         match &self.matcher {
             SelectionMatcher::Fields(alts) => alts.iter().any(|conds| conds.iter().all(|c| c.matches(doc))),
             SelectionMatcher::Keywords(kws) => {
@@ -262,10 +261,10 @@ impl Detection {
 
     /// Same as [`Detection::matches`] on a bare document.
     pub fn matches_doc(&self, doc: &Map<String, Value>) -> bool {
-        self.matches_in(Doc::new(doc))
+        self.matches_in(&Doc::new(doc))
     }
 
-    pub(crate) fn matches_in(&self, doc: Doc<'_>) -> bool {
+    pub(crate) fn matches_in(&self, doc: &Doc<'_>) -> bool {
         self.condition.eval(&|i| self.selections.get(i).is_some_and(|s| s.matches(doc)))
     }
 }
@@ -277,7 +276,7 @@ impl Detection {
     pub fn explain(&self, doc: &Map<String, Value>) -> (bool, String) {
         use std::fmt::Write;
         let mut out = String::new();
-        let d = Doc::new(doc);
+        let d = &Doc::new(doc);
         for s in &self.selections {
             let hit = s.matches(d);
             let _ = writeln!(out, "selection {}: {}", s.name, if hit { "matched" } else { "no match" });
@@ -893,13 +892,13 @@ mod tests {
         for c in [by_key("cmd|contains"), y] {
             for t in texts {
                 let doc = serde_json::json!({"cmd": t, "y": t});
-                let got = c.matches(Doc::new(doc.as_object().unwrap_or_else(|| panic!())));
+                let got = c.matches(&Doc::new(doc.as_object().unwrap_or_else(|| panic!())));
                 let want = c.values.iter().any(|m| matches!(m, ValueMatcher::Str(s) if s.is_match(t)));
                 assert_eq!(got, want, "{} on {t:?}", c.key);
             }
         }
         // And a few answers spelled out.
-        let m = |c: &FieldCond, t: &str| c.matches(Doc::new(serde_json::json!({"cmd": t}).as_object().unwrap_or_else(|| panic!())));
+        let m = |c: &FieldCond, t: &str| c.matches(&Doc::new(serde_json::json!({"cmd": t}).as_object().unwrap_or_else(|| panic!())));
         let cmd = by_key("cmd|contains");
         assert!(m(cmd, "l'évil") && m(cmd, "L'ÉVIL") && m(cmd, "x -NOP") && !m(cmd, "a") && !m(cmd, "hidde"));
     }

@@ -96,7 +96,7 @@ struct FieldKey {
 }
 
 impl FieldKey {
-    fn lookup<'d>(&self, doc: Doc<'d>) -> Option<&'d Value> {
+    fn lookup<'d>(&self, doc: &Doc<'d>) -> Option<&'d Value> {
         crate::detection::lookup_paths(&self.paths, self.wild, doc)
     }
 }
@@ -401,7 +401,7 @@ impl RuleMatcher {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let s = &mut *s;
-            let doc = Doc::new(doc);
+            let doc = &Doc::new(doc);
             self.candidates_into(doc, s);
             for &c in &s.candidates.list {
                 let (pos, det) = &self.rules[c as usize];
@@ -413,7 +413,7 @@ impl RuleMatcher {
     }
 
     /// The rules `doc` must be evaluated against, sorted, into `s.candidates`.
-    fn candidates_into(&self, doc: Doc<'_>, s: &mut Scratch) {
+    fn candidates_into(&self, doc: &Doc<'_>, s: &mut Scratch) {
         s.candidates.start(self.rules.len());
         // The event's value ids on each dimension (plus "any"; "absent" when it has no value).
         for (d, (field, values)) in self.dims.iter().enumerate() {
@@ -485,14 +485,14 @@ impl RuleMatcher {
     /// in full: what the prefilter lets through, for diagnostics and benchmarks.
     pub fn candidates(&self, doc: &Map<String, Value>) -> Vec<usize> {
         let mut s = Scratch::default();
-        self.candidates_into(Doc::new(doc), &mut s);
+        self.candidates_into(&Doc::new(doc), &mut s);
         s.candidates.list.iter().map(|&c| self.rules[c as usize].0).collect()
     }
 
     /// Same result as [`RuleMatcher::matches`], by evaluating every detection (for tests and
     /// for measuring what the prefilter saves).
     pub fn matches_all(&self, doc: &Map<String, Value>, out: &mut Vec<usize>) {
-        let doc = Doc::new(doc);
+        let doc = &Doc::new(doc);
         out.extend(self.rules.iter().filter(|(_, d)| d.matches_in(doc)).map(|(i, _)| *i));
     }
 
@@ -555,7 +555,7 @@ impl Candidates {
 impl RuleMatcher {
     /// Looks `f`'s field up in `doc` and adds the rules (of visited buckets) whose atoms
     /// its value meets.
-    fn scan(&self, f: &FieldIndex, doc: Doc<'_>, s: &mut Scratch) {
+    fn scan(&self, f: &FieldIndex, doc: &Doc<'_>, s: &mut Scratch) {
         if s.present_on && self.firsts[f.field].as_ref().is_some_and(|hs| !hs.iter().any(|&h| s.present.may_have(h))) {
             return;
         }
