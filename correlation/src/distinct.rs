@@ -185,12 +185,7 @@ impl KeyWindow {
 
     /// In with one record at `time`; the value is copied only when it is new to the window.
     fn add(&mut self, time: Time, value: String, c: Contribution, n: usize) {
-        match self.values.get_mut(&value) {
-            Some(m) => *m += n,
-            None => {
-                self.values.insert(value.clone(), n);
-            }
-        }
+        *self.values.entry_ref(value.as_str()).or_insert(0) += n;
         self.records.push_back((time, value, c, n));
     }
 
