@@ -34,6 +34,12 @@ pub struct Args {
     /// publishes).
     #[arg(long)]
     pub batch: Option<usize>,
+    /// Open loop, in-process: the sender wakes at most once per this many µs and sends
+    /// every event then due as one batch (up to `--batch`), sleeping in between; latency
+    /// still counts from each event's own due time. 0: spin and send each event as it
+    /// falls due (takes a whole core).
+    #[arg(long, default_value_t = 100)]
+    pub tick_us: u64,
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,

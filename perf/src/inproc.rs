@@ -9,7 +9,12 @@
 //! - open loop (`--rate`): batch by batch as their scheduled send times come
 //!   ([`crate::pace`]); each event's time is its scheduled wall-clock time and its
 //!   `accepted_ns` its scheduled send time, so the engine's own accept → alert histogram
-//!   measures from the scheduled send, coordinated omission included.
+//!   measures from the scheduled send, coordinated omission included. The sender wakes at
+//!   most once per `--tick-us` and sends everything due by then in one batch, as a shipper
+//!   batches; the wait counts in each event's latency (it is measured from its own due
+//!   time). Sleeping between ticks leaves the engine a core: a sender that spun for each
+//!   event (`--tick-us 0`) took a whole core of the two this machine has, and then every
+//!   other thread preempted either it or the engine.
 //!
 //! CPU is reported for the whole process and for the engine (the process minus the feeding
 //! thread), from the first send to the end of the shutdown, which flushes every open window:
@@ -18,7 +23,7 @@
 
 use crate::hist::{Latency, Sampler};
 use crate::measure;
-use crate::pace::{wait_until, Schedule};
+use crate::pace::{sleep_until, wait_until, Schedule};
 use crate::report::Report;
 use anyhow::{anyhow, bail, Context, Result};
 use rampart_core::metrics::clock_ns;
@@ -42,6 +47,9 @@ pub struct RunSpec {
     pub rate: Option<f64>,
     /// Allowed lateness (ms); default 60 s flat out, 0 open loop.
     pub lateness_ms: Option<u64>,
+    /// Open loop: the sender sends at most once per this many µs (everything due by then,
+    /// up to `batch`), sleeping in between; 0: each event as it falls due, spinning.
+    pub tick_us: u64,
 }
 
 /// What one run measured.
@@ -149,13 +157,21 @@ pub fn run(spec: &RunSpec, events: Vec<Event>) -> Result<Outcome> {
 
     let (cpu0, feed0) = (measure::process_cpu(), measure::thread_cpu());
     let t0 = Instant::now();
+    let tick_ns = spec.tick_us.saturating_mul(1_000);
+    let mut next_send = 0;
     let mut i = 0;
     while i < n {
         let j = match &schedule {
             None => (i + batch).min(n),
             Some(s) => {
-                wait_until(s.due(i));
+                let at = s.due(i).max(next_send);
+                if tick_ns == 0 {
+                    wait_until(at);
+                } else {
+                    sleep_until(at);
+                }
                 let now = clock_ns();
+                next_send = now + tick_ns;
                 send_lag.record(now.saturating_sub(s.due(i)));
                 s.due_by(now).clamp(i + 1, (i + batch).min(n))
             }
@@ -210,6 +226,9 @@ pub fn run_scenario(r: &mut Report, spec: &RunSpec, half_max: bool, make: &dyn F
     }
     r.param("workers", spec.workers as u64).param("batch", spec.batch as u64).param("rate", spec.rate.map_or(serde_json::Value::from("flat out"), serde_json::Value::from));
     r.param("lateness_ms", spec.lateness_ms.unwrap_or(if spec.rate.is_some() { 0 } else { 60_000 }));
+    if spec.rate.is_some() {
+        r.param("tick_us", spec.tick_us);
+    }
     let out = run(&spec, make())?;
     out.add_to(r);
     if spec.rate.is_none() {

@@ -59,6 +59,15 @@ pub fn wait_until(due: u64) {
     }
 }
 
+/// Waits until `clock_ns() >= due` by sleeping only: it overshoots by the timer slack
+/// (~50–100 µs) but leaves the core to other threads.
+pub fn sleep_until(due: u64) {
+    let now = clock_ns();
+    if due > now {
+        std::thread::sleep(Duration::from_nanos(due - now));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +83,7 @@ mod tests {
         let t = Schedule::new(1_000_000.0, Duration::from_millis(1));
         wait_until(t.due(10));
         assert!(clock_ns() >= t.due(10));
+        sleep_until(t.due(500));
+        assert!(clock_ns() >= t.due(500));
     }
 }

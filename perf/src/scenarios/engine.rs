@@ -19,7 +19,7 @@ pub fn run(args: &Args) -> Result<()> {
     let step = args.step_us.unwrap_or(2_000);
     let mut r = Report::new("engine");
     r.param("events", n as u64).param("rules", rules.len() as u64).param("step_us", step).param("seed", args.seed);
-    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms };
+    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms, tick_us: args.tick_us };
     let seed = args.seed;
     run_scenario(&mut r, &spec, args.half_max, &|| {
         let start = EventTime::now();

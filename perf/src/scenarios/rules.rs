@@ -18,7 +18,7 @@ pub fn run(args: &Args) -> Result<()> {
     let step = args.step_us.unwrap_or(2_000);
     let mut r = Report::new("rules");
     r.param("events", n as u64).param("threshold_rules", args.rule_count as u64).param("rules_loaded", rules.len() as u64).param("step_us", step).param("seed", args.seed);
-    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms };
+    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms, tick_us: args.tick_us };
     let seed = args.seed;
     run_scenario(&mut r, &spec, args.half_max, &|| {
         let start = EventTime::now();

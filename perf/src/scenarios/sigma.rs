@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> Result<()> {
         .param("step_us", step)
         .param("seed", args.seed);
     r.result("rule_load_seconds", load_s);
-    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms };
+    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms, tick_us: args.tick_us };
     let (seed, share) = (args.seed, args.regression_share);
     let out = run_scenario(&mut r, &spec, args.half_max, &|| {
         let start = EventTime::now();

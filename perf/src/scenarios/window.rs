@@ -23,7 +23,7 @@ pub fn run(args: &Args) -> Result<()> {
     let step = args.step_us.unwrap_or(50);
     let mut r = Report::new("window");
     r.param("events", n as u64).param("keys", keys as u64).param("step_us", step).param("seed", args.seed).param("rule", "event_count by details.sourceipaddress, 30s sliding, gte 50");
-    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms };
+    let spec = RunSpec { rules, workers: args.workers, batch: args.batch.unwrap_or(1024), rate: args.rate, lateness_ms: args.lateness_ms, tick_us: args.tick_us };
     let seed = args.seed;
     let out = run_scenario(&mut r, &spec, args.half_max, &|| {
         let start = EventTime::now();
