@@ -76,7 +76,13 @@ pub struct FieldCond {
     /// With many case-insensitive `contains` values (a list of command-line fragments),
     /// one automaton for them all, and the positions of the other values.
     contains: Option<Box<(aho_corasick::AhoCorasick, Vec<usize>)>>,
+    /// This lookup's id in a [`crate::RuleMatcher`], whose matching remembers each id's
+    /// value per event ([`Doc`]); [`NO_SLOT`] outside one.
+    slot: u32,
 }
+
+/// A field condition not numbered by a matcher: its lookups are not remembered.
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// From this many case-insensitive `contains` values on, they are searched at once.
 const CONTAINS_SET_FROM: usize = 4;
@@ -120,10 +126,17 @@ impl FieldCond {
     }
 
     fn lookup_in<'d>(&self, doc: &Doc<'d>) -> Option<&'d Value> {
-        if !self.wild && self.fallbacks.is_empty() {
-            return doc.lookup_event(&self.field);
-        }
-        lookup_paths_iter(self.paths(), self.wild, doc)
+        doc.remembered(self.slot, || {
+            if !self.wild && self.fallbacks.is_empty() {
+                return doc.lookup_event(&self.field);
+            }
+            lookup_paths_iter(self.paths(), self.wild, doc)
+        })
+    }
+
+    /// Numbers this condition's lookup for a matcher (equal paths and `wild`, equal slot).
+    pub(crate) fn set_slot(&mut self, slot: u32) {
+        self.slot = slot;
     }
 
     /// Some path has a `*` segment.
@@ -183,14 +196,48 @@ fn lookup_paths_iter<'p, 'd>(mut paths: impl Iterator<Item = &'p FieldPath>, wil
 /// literal dotted keys ([`field::DottedKeys`]), so a lookup that misses (most lookups of
 /// most rules' fields, on SigmaHQ's rule set) does not scan the event's keys again to rule
 /// them out.
+///
+/// It also remembers the values of numbered lookups ([`FieldCond`]s and prefilter fields of
+/// a [`crate::RuleMatcher`] share the numbering): on SigmaHQ, the ~20 candidate rules an
+/// event is checked against mostly read the same few fields (`Image`, `CommandLine`,
+/// `ParentImage`, …), each lookup three hashed map probes deep.
 pub(crate) struct Doc<'d> {
     pub(crate) map: &'d Map<String, Value>,
     dotted: field::DottedKeys,
+    memo: [std::cell::Cell<(u32, Option<&'d Value>)>; MEMO],
 }
+
+/// Remembered lookups per event (an open-addressed table; a lookup that finds its probe
+/// run full is simply made again).
+const MEMO: usize = 64;
+/// Probes before giving up on remembering a lookup.
+const MEMO_PROBES: usize = 4;
 
 impl<'d> Doc<'d> {
     pub(crate) fn new(map: &'d Map<String, Value>) -> Doc<'d> {
-        Doc { map, dotted: field::DottedKeys::default() }
+        Doc { map, dotted: field::DottedKeys::default(), memo: std::array::from_fn(|_| std::cell::Cell::new((NO_SLOT, None))) }
+    }
+
+    /// The value of lookup `slot`, from memory or by `lookup` (remembered when there is
+    /// room). [`NO_SLOT`] always looks up.
+    pub(crate) fn remembered(&self, slot: u32, lookup: impl FnOnce() -> Option<&'d Value>) -> Option<&'d Value> {
+        if slot == NO_SLOT {
+            return lookup();
+        }
+        let home = (slot.wrapping_mul(0x9E37_79B1) >> 26) as usize;
+        for i in 0..MEMO_PROBES {
+            let cell = &self.memo[(home + i) % MEMO];
+            let (s, v) = cell.get();
+            if s == slot {
+                return v;
+            }
+            if s == NO_SLOT {
+                let v = lookup();
+                cell.set((slot, v));
+                return v;
+            }
+        }
+        lookup()
     }
 
     /// [`FieldPath::lookup_event`].
@@ -254,6 +301,18 @@ impl Selection {
 }
 
 impl Detection {
+    /// Numbers every field condition's lookup (keyword conditions excepted) with `slot`.
+    pub(crate) fn number_lookups(&mut self, slot: &mut dyn FnMut(&FieldCond) -> u32) {
+        for sel in &mut self.selections {
+            if let SelectionMatcher::Fields(alts) = &mut sel.matcher {
+                for c in alts.iter_mut().flatten().filter(|c| !c.keyword) {
+                    let n = slot(c);
+                    c.set_slot(n);
+                }
+            }
+        }
+    }
+
     /// Does the event match? (`logsource` is not consulted.)
     pub fn matches(&self, event: &rampart_core::Event) -> bool {
         self.matches_doc(&event.doc)
@@ -682,7 +741,7 @@ fn compile_field(key: &MarkedScalarNode, value: &Node, path: &str, ctx: Ctx<'_>,
     }
     let str_only = out.iter().all(|m| matches!(m, ValueMatcher::Str(_)));
     let contains = (str_only && !mods.all && !keyword).then(|| contains_set(&out)).flatten();
-    Some(FieldCond { key: raw.to_string(), field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false, contains })
+    Some(FieldCond { key: raw.to_string(), field: FieldPath::new(field), fallbacks: Vec::new(), values: out, all: mods.all, negate: mods.neq, keyword, str_only, wild: false, contains, slot: NO_SLOT })
 }
 
 /// `expand`: every `%name%` in the value replaced by each configured value (the cross
@@ -872,6 +931,34 @@ pub(crate) fn base64_offsets(data: &[u8]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_lookup_is_the_value_of_its_own_slot_or_looked_up_again() {
+        let map = Map::new();
+        let doc = Doc::new(&map);
+        let values: Vec<Value> = (0..200).map(Value::from).collect();
+        let wrong = Value::Null;
+        // First pass: every slot looked up; as many remembered as the table has room for.
+        for (slot, v) in values.iter().enumerate() {
+            assert_eq!(doc.remembered(slot as u32, || Some(v)), Some(v));
+        }
+        // Second pass: a slot gives its own first value (remembered) or is looked up again
+        // (`wrong`), never another slot's value.
+        let mut kept = 0;
+        for (slot, v) in values.iter().enumerate() {
+            let got = doc.remembered(slot as u32, || Some(&wrong));
+            assert!(got == Some(v) || got == Some(&wrong), "slot {slot} gave {got:?}");
+            kept += usize::from(got == Some(v));
+        }
+        assert!((MEMO * 3 / 4..=MEMO).contains(&kept), "{kept} of {MEMO} remembered");
+        // Unnumbered lookups are never remembered.
+        assert_eq!(doc.remembered(NO_SLOT, || Some(&values[1])), Some(&values[1]));
+        assert_eq!(doc.remembered(NO_SLOT, || None), None);
+        // A remembered absence stays an absence.
+        let doc = Doc::new(&map);
+        assert_eq!(doc.remembered(7, || None), None);
+        assert_eq!(doc.remembered(7, || Some(&wrong)), None);
+    }
 
     #[test]
     fn many_contains_values_are_searched_at_once_with_the_same_answers() {

@@ -18,7 +18,9 @@
 //!   name the candidate rules. A rule without such a clause is always a candidate in its
 //!   bucket.
 //! - **Verification.** Candidates are evaluated in full ([`Detection::matches_doc`]), in
-//!   rule order.
+//!   rule order. Every field lookup (of the prefilter and of each condition) is numbered
+//!   by its paths when the matcher is built, and an event's lookups are remembered by
+//!   number, so the candidates' many reads of `Image` or `CommandLine` walk the event once.
 //!
 //! What must stay true: the prefilter is exact, i.e. it never drops a rule a full
 //! evaluation would match. An atom's test is implied by the matcher it comes from (same
@@ -96,8 +98,10 @@ struct FieldKey {
 }
 
 impl FieldKey {
-    fn lookup<'d>(&self, doc: &Doc<'d>) -> Option<&'d Value> {
-        crate::detection::lookup_paths(&self.paths, self.wild, doc)
+    /// Looks the field up; `slot` is its number ([`RuleMatcher::fields`] index), which field
+    /// conditions reading the same paths share.
+    fn lookup<'d>(&self, slot: usize, doc: &Doc<'d>) -> Option<&'d Value> {
+        doc.remembered(slot as u32, || crate::detection::lookup_paths(&self.paths, self.wild, doc))
     }
 }
 
@@ -224,7 +228,7 @@ thread_local! {
 impl RuleMatcher {
     /// Indexes the detections of `set` (correlations are not matched against events).
     pub fn new(set: &RuleSet) -> RuleMatcher {
-        let rules: Vec<(usize, Detection)> = set
+        let mut rules: Vec<(usize, Detection)> = set
             .rules
             .iter()
             .enumerate()
@@ -235,15 +239,20 @@ impl RuleMatcher {
             .collect();
         let mut fields: Vec<FieldKey> = Vec::new();
         let mut field_ids: HashMap<FieldKey, usize> = HashMap::new();
+        let mut intern = |key: FieldKey| {
+            *field_ids.entry(key.clone()).or_insert_with(|| {
+                fields.push(key);
+                fields.len() - 1
+            })
+        };
+        // Every condition's lookup gets its field's number, so that matching an event
+        // reads each field once, for the prefilter and all candidates alike.
+        for (_, d) in &mut rules {
+            d.number_lookups(&mut |c| intern(FieldKey { paths: c.paths().cloned().collect(), wild: c.is_wild() }) as u32);
+        }
         let clauses: Vec<Vec<Clause>> = rules
             .iter()
             .map(|(_, d)| {
-                let mut intern = |key: FieldKey| {
-                    *field_ids.entry(key.clone()).or_insert_with(|| {
-                        fields.push(key);
-                        fields.len() - 1
-                    })
-                };
                 let sels: Vec<Vec<Clause>> = d.selections.iter().map(|s| selection_clauses(&s.matcher, &mut intern)).collect();
                 let mut cl = cond_clauses(&d.condition, &sels);
                 for c in &mut cl {
@@ -420,7 +429,7 @@ impl RuleMatcher {
             let ids = &mut s.dim_ids[d];
             ids.clear();
             ids.push(ANY);
-            match self.fields[*field].lookup(doc) {
+            match self.fields[*field].lookup(*field, doc) {
                 None | Some(Value::Null) => ids.push(ABSENT),
                 Some(v) => each_key(v, &mut s.num, &mut s.lower, &mut |k| {
                     if let Some(&id) = values.get(k) {
@@ -623,7 +632,7 @@ impl RuleMatcher {
             if !subs.is_empty() {
                 search(joined, candidates);
             }
-        } else if let Some(v) = key.lookup(doc) {
+        } else if let Some(v) = key.lookup(f.field, doc) {
             each_text(v, num, &mut |text| {
                 eq(text, lower, candidates);
                 if subs.is_empty() {
