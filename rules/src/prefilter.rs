@@ -4,8 +4,8 @@
 //! At build time each detection's condition is reduced to *necessary* clauses: ORs of cheap
 //! atoms ("field F, lowercased, equals `x`" or "contains `x`") that every matching event
 //! satisfies (`a and (b or c)` needs `a`; `x or y` needs one clause of `x` or one of `y`;
-//! a regex needs one of its literal prefixes or suffixes; `not`, numeric comparisons and
-//! the like give nothing). Then:
+//! a regex needs one of its literal prefixes or suffixes, or of the literals inside it
+//! ([`required_literals`]); `not`, numeric comparisons and the like give nothing). Then:
 //!
 //! - **Routing.** The few fields that most rules test for equality in a clause of their
 //!   own (with the `windows-evtx` pipeline: `Channel`, `EventID`, `Provider_Name`, added by
@@ -852,6 +852,7 @@ fn value_atoms(m: &ValueMatcher) -> Option<Vec<Atom>> {
 fn regex_atoms(pattern: &str) -> Option<Vec<Atom>> {
     use regex_syntax::hir::literal::{ExtractKind, Extractor};
     let hir = regex_syntax::ParserBuilder::new().build().parse(pattern).ok()?;
+    let inner = required_literals(&hir).and_then(|atoms| Some((atoms.iter().map(String::len).min()?, atoms)));
     [ExtractKind::Prefix, ExtractKind::Suffix]
         .into_iter()
         .filter_map(|kind| {
@@ -871,8 +872,95 @@ fn regex_atoms(pattern: &str) -> Option<Vec<Atom>> {
             let weakest = atoms.iter().map(String::len).min()?;
             Some((weakest, atoms))
         })
+        .chain(inner)
         .max_by_key(|(weakest, _)| *weakest)
         .map(|(_, atoms)| atoms.into_iter().map(Atom::Sub).collect())
+}
+
+/// At most this many literals from a regex's alternations (more prune too little).
+const MAX_REQUIRED: usize = 64;
+
+/// Lowercase ASCII literals one of which every match of `hir` contains, anywhere in it (the
+/// prefix and suffix extractors only see a match's ends: `\.exe\s+.*werfaultsecure\.exe`
+/// begins with `.exe`, which nearly every command line holds, but needs
+/// `werfaultsecure.exe`). `None` when no such set is known. A concatenation contributes its
+/// best run of adjacent literal characters or the best set of one of its parts; an
+/// alternation the union of its branches' sets (every branch must have one); a repetition
+/// its body's set when it repeats at least once.
+fn required_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<String>> {
+    use regex_syntax::hir::HirKind;
+    fn weakest(set: &[String]) -> usize {
+        set.iter().map(String::len).min().unwrap_or(0)
+    }
+    match hir.kind() {
+        HirKind::Literal(_) | HirKind::Class(_) => literal_text(hir).map(|t| vec![t]),
+        HirKind::Capture(c) => required_literals(&c.sub),
+        HirKind::Repetition(r) if r.min >= 1 => required_literals(&r.sub),
+        HirKind::Alternation(branches) => {
+            let mut all = Vec::new();
+            for b in branches {
+                all.extend(required_literals(b)?);
+            }
+            all.sort();
+            all.dedup();
+            (all.len() <= MAX_REQUIRED).then_some(all)
+        }
+        HirKind::Concat(parts) => {
+            let mut best: Option<Vec<String>> = None;
+            let consider = |set: Vec<String>, best: &mut Option<Vec<String>>| {
+                if weakest(&set) > best.as_deref().map_or(0, weakest) {
+                    *best = Some(set);
+                }
+            };
+            let mut run = String::new();
+            for part in parts {
+                if let Some(t) = literal_text(part) {
+                    run.push_str(&t);
+                    continue;
+                }
+                if !run.is_empty() {
+                    consider(vec![std::mem::take(&mut run)], &mut best);
+                }
+                if let Some(set) = required_literals(part) {
+                    consider(set, &mut best);
+                }
+            }
+            if !run.is_empty() {
+                consider(vec![run], &mut best);
+            }
+            best
+        }
+        _ => None,
+    }
+}
+
+/// The lowercase text `hir` always matches exactly, up to ASCII case: an ASCII literal, one
+/// ASCII character, or a letter in both ASCII cases (what `(?i)` makes of a letter; `(?i)k`
+/// also holds the Kelvin sign, which lowercases to `k`). Any other class ends a run, `(?i)s`
+/// among them: it also holds the long s, which lowercases to itself, so a text matched
+/// through it need not contain `s`.
+fn literal_text(hir: &regex_syntax::hir::Hir) -> Option<String> {
+    use regex_syntax::hir::{Class, HirKind};
+    let chars: Vec<(u32, u32)> = match hir.kind() {
+        HirKind::Literal(l) => {
+            let t = std::str::from_utf8(&l.0).ok()?;
+            return (t.is_ascii() && !t.is_empty()).then(|| t.to_ascii_lowercase());
+        }
+        HirKind::Class(Class::Unicode(c)) => c.ranges().iter().map(|r| (u32::from(r.start()), u32::from(r.end()))).collect(),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().map(|r| (u32::from(r.start()), u32::from(r.end()))).collect(),
+        _ => return None,
+    };
+    let one = |(a, b): (u32, u32)| (a == b && a < 128).then(|| char::from(a as u8));
+    match chars.as_slice() {
+        [x] => one(*x).map(|c| c.to_ascii_lowercase().to_string()),
+        [x, y] => {
+            let (a, b) = (one(*x)?, one(*y)?);
+            (a.is_ascii_alphabetic() && a.eq_ignore_ascii_case(&b)).then(|| b.to_ascii_lowercase().to_string())
+        }
+        // `(?i)k`: the Kelvin sign lowercases to `k`.
+        [(0x4B, 0x4B), (0x6B, 0x6B), (0x212A, 0x212A)] => Some("k".to_string()),
+        _ => None,
+    }
 }
 
 fn str_atom(s: &StrMatch) -> Option<Atom> {
@@ -1012,6 +1100,67 @@ mod tests {
         }
         many.insert("Image".into(), json!("c:\\evil.exe"));
         assert_eq!(check(&m, Value::Object(many)), vec![1]);
+    }
+
+    #[test]
+    fn a_regex_needs_one_of_its_inner_literals() {
+        let atoms = |p: &str| -> Option<Vec<String>> {
+            regex_atoms(p).map(|v| v.into_iter().map(|a| match a {
+                Atom::Sub(s) => s,
+                other => panic!("{other:?}"),
+            }).collect())
+        };
+        // The inner literal beats a weak prefix and an open suffix.
+        // (`(?i)s` also matches the long s, which lowercases to itself: a run ends there.)
+        assert_eq!(atoms(r#"(?i)\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe["']?\s+\d{2,10}"#), Some(vec!["ecure.exe".to_string()]));
+        assert_eq!(atoms(r#"\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe"#), Some(vec!["werfaultsecure.exe".to_string()]));
+        assert_eq!(atoms(r"\s(Get|Set)-Content\s+-Path"), Some(vec!["-content".to_string()]));
+        assert_eq!(atoms(r"(?i)\s(Get|Set)-Content\s+-Path"), Some(vec!["-content".to_string()]));
+        assert_eq!(atoms(r"x+(alpha|beta)y*gamma\s"), Some(vec!["gamma".to_string()]));
+        // A stronger suffix still wins.
+        assert_eq!(atoms(r"x+(alpha|beta)y*gamma"), Some(vec!["xalphagamma".to_string(), "xbetagamma".to_string(), "ygamma".to_string()]));
+        assert_eq!(atoms(r"(?i)a.*(needle|haystack)"), Some(vec!["needle".to_string(), "tack".to_string()]));
+        assert_eq!(atoms(r"(?i)x.*rose\d"), Some(vec!["ro".to_string()]));
+        assert_eq!(atoms(r"(?i)zz.*kit\d"), Some(vec!["kit".to_string()]));
+        // Optional parts and empty branches give nothing.
+        assert_eq!(atoms(r".*(needle)?.*"), None);
+        assert_eq!(atoms(r".*(needle|).*"), None);
+
+        // Whatever the atoms, a text the regex matches contains one of them (lowercased).
+        let patterns = [
+            r"(?i)\.exe.*werfault\.exe",
+            r"(?i)(cmd|power)shell.*-enc",
+            r"a(bc)+d.*ef",
+            r"(?i)x.*rose",
+            r"(?i)K[a-z]+kit",
+            r"\b(net|net1)\s+user\b",
+            r"[Aa][Bb]c.*(d|e)fg",
+            r"(?i)(?:\\|/)temp(?:\\|/)[a-z]{3}\.ps1",
+        ];
+        let texts = [
+            "C:\\x.EXE /c WerFault.exe 1234",
+            "POWERSHELL.exe -EncodedCommand ZQ==",
+            "abcbcd ef",
+            "X the ROſE",
+            "xx \u{212A}itkit",
+            "net user bob",
+            "ABc efg",
+            "C:\\TEMP\\abc.PS1",
+            "nothing here",
+        ];
+        let mut checked = 0;
+        for p in patterns {
+            let re = regex::Regex::new(p).unwrap();
+            let atoms = atoms(p).unwrap_or_else(|| panic!("no atoms for {p}"));
+            for t in texts {
+                if re.is_match(t) {
+                    let low = t.to_lowercase();
+                    assert!(atoms.iter().any(|a| low.contains(a.as_str())), "{p} matches {t:?} but none of {atoms:?} is in it");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= patterns.len(), "only {checked} matches checked");
     }
 
     #[test]
