@@ -75,7 +75,7 @@ pub struct FieldCond {
     wild: bool,
     /// With many case-insensitive `contains` values (a list of command-line fragments),
     /// one automaton for them all, and the positions of the other values.
-    contains: Option<Box<(aho_corasick::AhoCorasick, Vec<usize>)>>,
+    contains: Option<Box<ContainsSet>>,
     /// This lookup's id in a [`crate::RuleMatcher`], whose matching remembers each id's
     /// value per event ([`Doc`]); [`NO_SLOT`] outside one.
     slot: u32,
@@ -87,9 +87,21 @@ pub(crate) const NO_SLOT: u32 = u32::MAX;
 /// From this many case-insensitive `contains` values on, they are searched at once.
 const CONTAINS_SET_FROM: usize = 4;
 
+/// The case-insensitive `contains` values of a string-only condition, searched at once.
+#[derive(Clone, Debug)]
+struct ContainsSet {
+    /// Over the needles (lowercased), ASCII case-insensitive.
+    ac: aho_corasick::AhoCorasick,
+    /// The positions of the values it does not cover.
+    rest: Vec<usize>,
+    /// Some needle is ASCII. When none is (homoglyph lists: Cyrillic letters, invisible
+    /// characters), an ASCII text cannot contain any, and is not searched.
+    ascii: bool,
+}
+
 /// The automaton over the case-insensitive `contains` values of a string-only condition
 /// (their needles are lowercased), with the positions of the values it does not cover.
-fn contains_set(values: &[ValueMatcher]) -> Option<Box<(aho_corasick::AhoCorasick, Vec<usize>)>> {
+fn contains_set(values: &[ValueMatcher]) -> Option<Box<ContainsSet>> {
     let is_set = |m: &ValueMatcher| matches!(m, ValueMatcher::Str(s) if s.kind == crate::matcher::StrKind::Contains && !s.cased);
     let needles: Vec<&str> = values.iter().filter(|m| is_set(m)).filter_map(|m| match m {
         ValueMatcher::Str(s) => Some(s.needle.as_str()),
@@ -100,7 +112,8 @@ fn contains_set(values: &[ValueMatcher]) -> Option<Box<(aho_corasick::AhoCorasic
     }
     let ac = aho_corasick::AhoCorasickBuilder::new().ascii_case_insensitive(true).build(&needles).ok()?;
     let rest = values.iter().enumerate().filter(|(_, m)| !is_set(m)).map(|(i, _)| i).collect();
-    Some(Box::new((ac, rest)))
+    let ascii = needles.iter().any(|n| n.is_ascii());
+    Some(Box::new(ContainsSet { ac, rest, ascii }))
 }
 
 impl FieldCond {
@@ -165,7 +178,10 @@ impl FieldCond {
                     // Same answer as each value's own search: the needles are lowercase
                     // and the text is ASCII (compared ASCII-case-insensitively) or
                     // lowercased.
-                    Some(set) => set.0.is_match(hay.folded()) || set.1.iter().any(|&i| self.values.get(i).is_some_and(|m| str_match(m, &hay))),
+                    Some(set) => {
+                        ((set.ascii || !hay.is_ascii()) && set.ac.is_match(hay.folded()))
+                            || set.rest.iter().any(|&i| self.values.get(i).is_some_and(|m| str_match(m, &hay)))
+                    }
                     None => self.values.iter().any(|m| str_match(m, &hay)),
                 }
             }));
@@ -962,7 +978,7 @@ mod tests {
 
     #[test]
     fn many_contains_values_are_searched_at_once_with_the_same_answers() {
-        let rule = "title: t\ndetection:\n  sel:\n    cmd|contains: [' -NoP', 'Hidden', 'ÉVIL', 'iex(', 'downloadstring']\n  other:\n    img|contains|cased: [Aa, Bb, Cc, Dd]\n  mixed:\n    x: [a*b, exact, 'C:\\x']\n    y|contains: [one, two, three, four]\n    y|startswith: five\n  condition: sel or other or mixed\n";
+        let rule = "title: t\ndetection:\n  sel:\n    cmd|contains: [' -NoP', 'Hidden', 'ÉVIL', 'iex(', 'downloadstring']\n  other:\n    img|contains|cased: [Aa, Bb, Cc, Dd]\n  mixed:\n    x: [a*b, exact, 'C:\\x']\n    y|contains: [one, two, three, four]\n    y|startswith: five\n  homoglyph:\n    u|contains: ['\u{410}', '\u{412}', '\u{415}', '\u{41d}']\n  condition: sel or other or mixed or homoglyph\n";
         let set = crate::load_str("r.yml", rule).unwrap_or_else(|d| panic!("{d}"));
         let crate::RuleKind::Detection(d) = &set.rules[0].kind else { panic!("not a detection") };
         let conds: Vec<&FieldCond> = d.selections.iter().flat_map(|s| match &s.matcher {
@@ -975,10 +991,13 @@ mod tests {
         assert!(by_key("x").contains.is_none());
         let y = by_key("y|contains");
         assert!(y.contains.is_some());
-        let texts = ["", "a", "powershell -nop -w hidden", "X IEX( y", "évil", "l'ÉVIL", "Évil", "DownloadString", "one", "xxTHREEyy", "fivex", "zzz", "ÅÄÖ twO"];
-        for c in [by_key("cmd|contains"), y] {
+        let u = by_key("u|contains");
+        assert!(u.contains.as_ref().is_some_and(|set| !set.ascii), "Cyrillic needles only: ASCII texts are not searched");
+        assert!(by_key("cmd|contains").contains.as_ref().is_some_and(|set| set.ascii));
+        let texts = ["", "a", "powershell -nop -w hidden", "X IEX( y", "évil", "l'ÉVIL", "Évil", "DownloadString", "one", "xxTHREEyy", "fivex", "zzz", "ÅÄÖ twO", "ABEH", "abeh", "x\u{410}y", "x\u{430}y", "\u{41d}", "H\u{435}llo"];
+        for c in [by_key("cmd|contains"), y, u] {
             for t in texts {
-                let doc = serde_json::json!({"cmd": t, "y": t});
+                let doc = serde_json::json!({"cmd": t, "y": t, "u": t});
                 let got = c.matches(&Doc::new(doc.as_object().unwrap_or_else(|| panic!())));
                 let want = c.values.iter().any(|m| matches!(m, ValueMatcher::Str(s) if s.is_match(t)));
                 assert_eq!(got, want, "{} on {t:?}", c.key);

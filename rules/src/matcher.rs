@@ -282,6 +282,11 @@ impl<'a> Hay<'a> {
         Hay { text, ascii: text.is_ascii(), lower: std::cell::OnceCell::new() }
     }
 
+    /// The text is ASCII.
+    pub(crate) fn is_ascii(&self) -> bool {
+        self.ascii
+    }
+
     /// The text as uncased matching reads it: itself when ASCII (then compared
     /// ASCII-case-insensitively), else lowercased.
     pub(crate) fn folded(&self) -> &str {
