@@ -2,7 +2,7 @@
 //! resolved against nested JSON objects.
 
 use serde_json::{Map, Value};
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
 
 /// A field name as written in a rule, split at its dots.
@@ -38,11 +38,16 @@ impl FieldPath {
     /// search below would find first, so the answer is the same either way. Matching calls
     /// this for every field of every candidate rule, so it stays on the fast path.
     pub fn lookup<'a>(&self, obj: &'a Map<String, Value>) -> Option<&'a Value> {
-        self.lookup_with(obj, &OnceCell::new())
+        self.lookup_with(obj, &OnceCell::new(), None)
     }
 
-    /// [`FieldPath::lookup`], with `own` caching whether `obj`'s own keys have a dot.
-    fn lookup_with<'a>(&self, obj: &'a Map<String, Value>, own: &OnceCell<bool>) -> Option<&'a Value> {
+    /// [`FieldPath::lookup`], with `own` caching whether `obj`'s own keys have a dot, and
+    /// `big` (when given) indexing the document's large objects.
+    fn lookup_with<'a>(&self, obj: &'a Map<String, Value>, own: &OnceCell<bool>, big: Option<&BigObjects<'a>>) -> Option<&'a Value> {
+        let get = |o: &'a Map<String, Value>, k: &str| match big {
+            Some(b) => b.get(o, k),
+            None => get(o, k),
+        };
         let mut segs = self.segments.iter();
         let mut cur = segs.next().and_then(|s| get(obj, s));
         for seg in segs {
@@ -65,15 +70,15 @@ impl FieldPath {
 
     /// As [`FieldPath::lookup_event`], for one of many lookups in the same document: `known`
     /// (one per document) keeps what earlier lookups learned about dotted keys.
-    pub fn lookup_event_cached<'a>(&self, doc: &'a Map<String, Value>, known: &DottedKeys) -> Option<&'a Value> {
-        if let Some(v) = self.lookup_with(doc, &known.top) {
+    pub fn lookup_event_cached<'a>(&self, doc: &'a Map<String, Value>, known: &DottedKeys<'a>) -> Option<&'a Value> {
+        if let Some(v) = self.lookup_with(doc, &known.top, Some(&known.big)) {
             return Some(v);
         }
         if self.segments.first().is_some_and(|s| s == "details") {
             return None;
         }
         match get(doc, "details") {
-            Some(Value::Object(details)) => self.lookup_with(details, &known.details),
+            Some(Value::Object(details)) => self.lookup_with(details, &known.details, Some(&known.big)),
             _ => None,
         }
     }
@@ -85,10 +90,63 @@ impl FieldPath {
 /// whether a literal dotted key (`"a.b"` as one key) could answer it; for most events the
 /// answer is no at every level, and these two levels are where each of an event's many
 /// lookups would otherwise scan every key to find that out again.
+///
+/// It also indexes the document's large objects ([`BigObjects`]).
 #[derive(Debug, Default)]
-pub struct DottedKeys {
+pub struct DottedKeys<'d> {
     top: OnceCell<bool>,
     details: OnceCell<bool>,
+    big: BigObjects<'d>,
+}
+
+/// Key indexes of a document's objects with more than [`SCAN_UP_TO`] keys, each built at
+/// its [`INDEX_FROM`]th lookup: a Windows event's `EventData` (~30 keys) is looked up for
+/// dozens of fields per event, and `serde_json`'s ordered map hashes each key with SipHash
+/// (a tenth of matching SigmaHQ's rules went there); the index hashes with foldhash.
+/// Objects are told apart by address, which is stable while the document is borrowed.
+#[derive(Debug, Default)]
+pub struct BigObjects<'d> {
+    seen: RefCell<Vec<BigObject<'d>>>,
+}
+
+#[derive(Debug)]
+struct BigObject<'d> {
+    addr: usize,
+    lookups: u32,
+    index: Option<hashbrown::HashMap<&'d str, &'d Value>>,
+}
+
+/// A large object is indexed at this lookup of it (fewer lookups cost less than building).
+const INDEX_FROM: u32 = 3;
+/// At most this many large objects are tracked per document.
+const BIG_MAX: usize = 8;
+
+impl<'d> BigObjects<'d> {
+    /// [`get`], through the object's index once it has one.
+    fn get(&self, obj: &'d Map<String, Value>, key: &str) -> Option<&'d Value> {
+        if obj.len() <= SCAN_UP_TO {
+            return get(obj, key);
+        }
+        let addr = std::ptr::from_ref(obj) as usize;
+        let mut seen = self.seen.borrow_mut();
+        let i = match seen.iter().position(|b| b.addr == addr) {
+            Some(i) => i,
+            None if seen.len() < BIG_MAX => {
+                seen.push(BigObject { addr, lookups: 0, index: None });
+                seen.len() - 1
+            }
+            None => return obj.get(key),
+        };
+        let b = &mut seen[i];
+        b.lookups += 1;
+        if b.index.is_none() && b.lookups >= INDEX_FROM {
+            b.index = Some(obj.iter().map(|(k, v)| (k.as_str(), v)).collect());
+        }
+        match &b.index {
+            Some(index) => index.get(key).copied(),
+            None => obj.get(key),
+        }
+    }
 }
 
 /// Objects up to this many keys are searched by scanning their keys rather than hashing.
@@ -250,6 +308,40 @@ mod tests {
             }
         }
         assert!(hits > 1000 && dotted_hits > 100 && details_hits > 100, "the documents exercise too little: {hits} hits, {dotted_hits} through dotted keys, {details_hits} under details");
+    }
+
+    #[test]
+    fn large_objects_are_indexed_with_the_same_answers() {
+        // Objects beyond SCAN_UP_TO keys, nested, with dotted keys and `details`.
+        let mut data = Map::new();
+        for i in 0..30 {
+            data.insert(format!("k{i}"), json!(i));
+        }
+        data.insert("a.b".into(), json!("dotted"));
+        data.insert("a".into(), json!({"c": "nested"}));
+        let mut top = Map::new();
+        for i in 0..20 {
+            top.insert(format!("t{i}"), json!(format!("top{i}")));
+        }
+        top.insert("Event".into(), json!({"System": {"EventID": 1}, "EventData": Value::Object(data.clone())}));
+        top.insert("details".into(), Value::Object(data));
+        let mut paths: Vec<FieldPath> = (0..32).map(|i| FieldPath::new(&format!("Event.EventData.k{i}"))).collect();
+        paths.extend((0..22).map(|i| FieldPath::new(&format!("t{i}"))));
+        paths.extend((0..32).map(|i| FieldPath::new(&format!("k{i}"))));
+        paths.extend(["Event.EventData.a.b", "Event.EventData.a.c", "Event.EventData.a", "a.b", "a.c", "Event.System.EventID", "Event.EventData"].map(FieldPath::new));
+        let known = DottedKeys::default();
+        let mut found = 0;
+        for round in 0..3 {
+            for p in &paths {
+                let expected = p.lookup_event(&top);
+                assert_eq!(p.lookup_event_cached(&top, &known), expected, "{p}, round {round}");
+                found += usize::from(expected.is_some());
+            }
+        }
+        assert!(found > 3 * 60, "only {found} lookups found something");
+        let seen = known.big.seen.borrow();
+        assert_eq!(seen.len(), 3, "the top level, EventData and details are large");
+        assert!(seen.iter().all(|b| b.index.is_some()), "each was looked up often enough to be indexed");
     }
 
     #[test]

@@ -219,7 +219,7 @@ fn lookup_paths_iter<'p, 'd>(mut paths: impl Iterator<Item = &'p FieldPath>, wil
 /// `ParentImage`, …), each lookup three hashed map probes deep.
 pub(crate) struct Doc<'d> {
     pub(crate) map: &'d Map<String, Value>,
-    dotted: field::DottedKeys,
+    dotted: field::DottedKeys<'d>,
     memo: [std::cell::Cell<(u32, Option<&'d Value>)>; MEMO],
 }
 
@@ -951,9 +951,9 @@ mod tests {
     #[test]
     fn a_remembered_lookup_is_the_value_of_its_own_slot_or_looked_up_again() {
         let map = Map::new();
-        let doc = Doc::new(&map);
         let values: Vec<Value> = (0..200).map(Value::from).collect();
         let wrong = Value::Null;
+        let doc = Doc::new(&map);
         // First pass: every slot looked up; as many remembered as the table has room for.
         for (slot, v) in values.iter().enumerate() {
             assert_eq!(doc.remembered(slot as u32, || Some(v)), Some(v));
