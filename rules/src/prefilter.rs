@@ -679,10 +679,14 @@ fn each_text(v: &Value, num: &mut String, f: &mut dyn FnMut(&str)) {
             use std::fmt::Write;
             num.clear();
             let _ = write!(num, "{n}");
-            let canon = n.as_f64().map(canonical);
             f(num);
-            if let Some(c) = canon.filter(|c| c != num) {
-                f(&c);
+            // An integer below 1e15 is its own canonical text: skip making it again (an
+            // event carries a dozen such numbers, each read for the keyword search).
+            let own = n.as_i64().is_some_and(|i| i.unsigned_abs() < CANONICAL_INT) || n.as_u64().is_some_and(|u| u < CANONICAL_INT);
+            if !own {
+                if let Some(c) = n.as_f64().map(canonical).filter(|c| c != num) {
+                    f(&c);
+                }
             }
         }
         Value::Bool(b) => f(if *b { "true" } else { "false" }),
@@ -710,9 +714,12 @@ fn each_key(v: &Value, num: &mut String, lower: &mut String, f: &mut dyn FnMut(&
     });
 }
 
+/// Integers below this [`canonical`] writes as the integer itself.
+const CANONICAL_INT: u64 = 1_000_000_000_000_000;
+
 /// One text for every number equal as `f64` (what [`ValueMatcher::Number`] compares).
 fn canonical(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
+    if x.fract() == 0.0 && x.abs() < CANONICAL_INT as f64 {
         format!("{}", x as i64)
     } else {
         format!("{x}")
@@ -1100,6 +1107,21 @@ mod tests {
         }
         many.insert("Image".into(), json!("c:\\evil.exe"));
         assert_eq!(check(&m, Value::Object(many)), vec![1]);
+    }
+
+    #[test]
+    fn a_number_gives_its_json_text_and_its_canonical_text() {
+        let numbers = [json!(0), json!(-1), json!(5), json!(999_999_999_999_999u64), json!(1_000_000_000_000_000u64), json!(1_000_000_000_000_001u64), json!(-1_000_000_000_000_000i64), json!(u64::MAX), json!(i64::MIN), json!(5.0), json!(0.5), json!(-2.0), json!(1e20)];
+        for v in numbers {
+            let mut got = Vec::new();
+            each_text(&v, &mut String::new(), &mut |t| got.push(t.to_string()));
+            let Value::Number(n) = &v else { panic!() };
+            let mut want = vec![n.to_string()];
+            if let Some(c) = n.as_f64().map(canonical).filter(|c| *c != want[0]) {
+                want.push(c);
+            }
+            assert_eq!(got, want, "{v}");
+        }
     }
 
     #[test]
