@@ -36,4 +36,4 @@ echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
 
 echo "== shipped rule library: rampart rules test"
-./target/debug/rampart rules test
+"${CARGO_TARGET_DIR:-target}/debug/rampart" rules test

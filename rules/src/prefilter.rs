@@ -377,9 +377,16 @@ impl RuleMatcher {
                 for (bucket, patterns) in by_bucket {
                     refs[bucket as usize].push((si as u32, subs.len() as u32));
                     let (patterns, rules): (Vec<String>, Vec<Vec<u32>>) = patterns.into_iter().unzip();
-                    // The keyword search runs over the event's scalars joined by NUL.
-                    let joinable = !fields[field].paths.is_empty() || !patterns.iter().any(|p| p.contains('\0'));
-                    let ac = joinable.then(|| AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&patterns).ok()).flatten();
+                    // The keyword search runs over the event's scalars joined by NUL and
+                    // lowercased, with a case-sensitive automaton (over lowercase patterns):
+                    // its few patterns then get a fast prefilter (Teddy, memmem), which
+                    // ASCII case-insensitivity defeats on the ~1 KB of joined text. Fields'
+                    // automata stay case-insensitive over the text as it is (large ones
+                    // were slower case-sensitive, with the copy to lowercase).
+                    let keywords = fields[field].paths.is_empty();
+                    let joinable = !keywords || !patterns.iter().any(|p| p.contains('\0'));
+                    let patterns: Vec<String> = if keywords { patterns.into_iter().map(|p| p.to_ascii_lowercase()).collect() } else { patterns };
+                    let ac = joinable.then(|| AhoCorasickBuilder::new().ascii_case_insensitive(!keywords).match_kind(MatchKind::Standard).build(&patterns).ok()).flatten();
                     subs.push(SubIndex { ac, rules });
                 }
                 FieldIndex { field, eq, subs }
@@ -587,7 +594,8 @@ impl RuleMatcher {
                 }
             }
         };
-        // `hay` is ASCII or lowercased (the automata are ASCII case-insensitive).
+        // `hay` is ASCII or lowercased (a field's automata are ASCII case-insensitive); the
+        // keyword search's joined text is lowercased (its automata are case-sensitive).
         let mut search = |hay: &str, candidates: &mut Candidates| {
             for &si in subs.iter() {
                 let Some(sub) = f.subs.get(si as usize) else { continue };
@@ -622,11 +630,7 @@ impl RuleMatcher {
             joined.clear();
             each_leaf(doc.map.values(), num, &mut |text| {
                 eq(text, lower, candidates);
-                if hay(text, lower) {
-                    joined.push_str(text);
-                } else {
-                    joined.push_str(lower);
-                }
+                lowercase_into(text, joined);
                 joined.push('\0');
             });
             if !subs.is_empty() {
@@ -663,7 +667,9 @@ fn each_leaf<'v>(values: impl Iterator<Item = &'v Value>, num: &mut String, f: &
 /// lowercases the same way byte by byte).
 fn lowercase_into(text: &str, out: &mut String) {
     if text.is_ascii() {
-        out.extend(text.bytes().map(|b| char::from(b.to_ascii_lowercase())));
+        let start = out.len();
+        out.push_str(text);
+        out[start..].make_ascii_lowercase();
     } else {
         out.push_str(&text.to_lowercase());
     }
@@ -1072,6 +1078,7 @@ mod tests {
         // Within one scalar, anywhere in the event, case-insensitively, also non-ASCII.
         assert_eq!(check(&m, json!({"a": {"b": ["x", "a badword here"]}})), vec![6]);
         assert_eq!(check(&m, json!({"n": 1, "s": "ÉVIL"})), vec![6]);
+        assert_eq!(check(&m, json!({"n": 1, "s": "A BadWord HERE"})), vec![6], "ASCII text in any case");
         // Not across two scalars: "bad" + "word" are two values.
         let split = json!({"a": "x bad", "b": "word y"});
         assert_eq!(check(&m, split.clone()), Vec::<usize>::new());
