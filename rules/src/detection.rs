@@ -147,10 +147,6 @@ impl FieldCond {
         })
     }
 
-    /// Numbers this condition's lookup for a matcher (equal paths and `wild`, equal slot).
-    pub(crate) fn set_slot(&mut self, slot: u32) {
-        self.slot = slot;
-    }
 
     /// Some path has a `*` segment.
     pub(crate) fn is_wild(&self) -> bool {
@@ -322,8 +318,7 @@ impl Detection {
         for sel in &mut self.selections {
             if let SelectionMatcher::Fields(alts) = &mut sel.matcher {
                 for c in alts.iter_mut().flatten().filter(|c| !c.keyword) {
-                    let n = slot(c);
-                    c.set_slot(n);
+                    c.slot = slot(c);
                 }
             }
         }
