@@ -147,7 +147,6 @@ impl FieldCond {
         })
     }
 
-
     /// Some path has a `*` segment.
     pub(crate) fn is_wild(&self) -> bool {
         self.wild
