@@ -83,7 +83,7 @@ pub fn run(args: &Args) -> Result<()> {
         let lat = ["accept_to_alert", "send_to_stored", "send_to_alert_on_disk"].iter().find(|n| med.contains_key(&format!("{n}.p99_ms"))).copied().unwrap_or("accept_to_alert");
         let cpu_m = g("cpu_seconds_per_million_events").or(g("rampart_cpu_seconds_per_million_events")).or(g("rampart_cpu_us_per_event"));
         let mut other = String::new();
-        for k in ["allocator_bytes_per_key", "rsigma_over_rampart_cpu_per_event", "rsigma_all_rules_over_rampart_cpu_per_event", "alerts", "events_in_opensearch", "speed_probe_ms"] {
+        for k in ["allocator_bytes_per_key", "rsigma_over_rampart_cpu_per_event", "rsigma_no_pipeline_over_rampart_cpu_per_event", "rsigma_all_rules_over_rampart_cpu_per_event", "alerts", "events_in_opensearch", "speed_probe_ms"] {
             if let Some(x) = g(k) {
                 let _ = write!(other, "{k} {x:.1}; ");
             }
