@@ -821,7 +821,7 @@ fn compile_text(text: &str, typed: Option<Value>, at: (usize, usize), mods: &Mod
     if mods.re {
         let flags = &mods.re_flags;
         let pattern = if flags.is_empty() { text.to_string() } else { format!("(?{flags}){text}") };
-        return match regex::Regex::new(&pattern) {
+        return match crate::matcher::match_regex(&pattern) {
             Ok(re) => Some(vec![ValueMatcher::Regex(re)]),
             Err(e) => {
                 sink.error("R105", at, path, format!("invalid regular expression: {e}"));
