@@ -149,6 +149,10 @@ struct FieldIndex {
     /// (the keyword rules' scan of every scalar of the event would otherwise search the
     /// patterns of every bucket).
     subs: Vec<SubIndex>,
+    /// Whether a number's or a boolean's text can meet one of this field's atoms: for the
+    /// keyword search, which otherwise formats every number of the event (a Sysmon event
+    /// carries a dozen) to search text no pattern can be in.
+    scalars: bool,
 }
 
 /// One bucket's substrings on one field.
@@ -374,6 +378,7 @@ impl RuleMatcher {
             .enumerate()
             .map(|(si, (field, (eq, by_bucket)))| {
                 let mut subs = Vec::with_capacity(by_bucket.len());
+                let mut scalars = false;
                 for (bucket, patterns) in by_bucket {
                     refs[bucket as usize].push((si as u32, subs.len() as u32));
                     let (patterns, rules): (Vec<String>, Vec<Vec<u32>>) = patterns.into_iter().unzip();
@@ -387,9 +392,11 @@ impl RuleMatcher {
                     let joinable = !keywords || !patterns.iter().any(|p| p.contains('\0'));
                     let patterns: Vec<String> = if keywords { patterns.into_iter().map(|p| p.to_ascii_lowercase()).collect() } else { patterns };
                     let ac = joinable.then(|| AhoCorasickBuilder::new().ascii_case_insensitive(!keywords).match_kind(MatchKind::Standard).build(&patterns).ok()).flatten();
+                    scalars |= patterns.iter().any(|p| may_be_in_scalar_text(p));
                     subs.push(SubIndex { ac, rules });
                 }
-                FieldIndex { field, eq, subs }
+                scalars |= !eq.is_empty();
+                FieldIndex { field, eq, subs, scalars }
             })
             .collect();
         for b in buckets.values_mut() {
@@ -628,7 +635,7 @@ impl RuleMatcher {
             // one by one; substrings in one search over all of them joined by NUL, which no
             // keyword pattern contains (see `new`), so a match lies within one scalar.
             joined.clear();
-            each_leaf(doc.map.values(), num, &mut |text| {
+            each_leaf(doc.map.values(), f.scalars, num, &mut |text| {
                 eq(text, lower, candidates);
                 lowercase_into(text, joined);
                 joined.push('\0');
@@ -652,15 +659,25 @@ impl RuleMatcher {
     }
 }
 
-/// [`each_text`] over every scalar under `values` (objects and arrays walked).
-fn each_leaf<'v>(values: impl Iterator<Item = &'v Value>, num: &mut String, f: &mut dyn FnMut(&str)) {
+/// [`each_text`] over every scalar under `values` (objects and arrays walked), or over
+/// every string only when `scalars` is false.
+fn each_leaf<'v>(values: impl Iterator<Item = &'v Value>, scalars: bool, num: &mut String, f: &mut dyn FnMut(&str)) {
     for v in values {
         match v {
-            Value::Object(o) => each_leaf(o.values(), num, f),
-            Value::Array(a) => each_leaf(a.iter(), num, f),
-            other => each_text(other, num, f),
+            Value::Object(o) => each_leaf(o.values(), scalars, num, f),
+            Value::Array(a) => each_leaf(a.iter(), scalars, num, f),
+            Value::String(s) => f(s),
+            other if scalars => each_text(other, num, f),
+            _ => {}
         }
     }
+}
+
+/// Whether `pattern` (lowercase) can be found in the text of a number or a boolean, as
+/// [`each_text`] gives them: only if it is made of the characters of a number's JSON or
+/// canonical text, or lies within `true` or `false`.
+fn may_be_in_scalar_text(pattern: &str) -> bool {
+    pattern.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')) || "true".contains(pattern) || "false".contains(pattern)
 }
 
 /// What the matchers compare a lowercased value with: `str::to_lowercase` (ASCII-only text
@@ -1086,6 +1103,25 @@ mod tests {
         // A bucket's substrings are searched only for events in that bucket.
         assert!(m.candidates(json!({"chan": "c1", "cmd": "needle0 needle2"}).as_object().unwrap()).is_empty());
         assert_eq!(check(&m, json!({"chan": "c0", "cmd": "needle0 needle2 needle1"})), vec![0, 2]);
+    }
+
+    #[test]
+    fn keywords_in_numbers_and_booleans_are_found_when_a_pattern_can_be_there() {
+        // Patterns that can lie in a number's or a boolean's text keep those texts in the
+        // keyword search; a set of letters-only patterns leaves them out, and finds the same.
+        for (kw, hit, miss) in [
+            ("'1234'", json!({"s": "x", "n": 512345}), json!({"s": "x", "n": 5123})),
+            ("'-2.5'", json!({"f": -2.5}), json!({"f": 2.5})),
+            ("'1e+21'", json!({"s": "1e+21"}), json!({"s": "1e21"})),
+            ("'rue'", json!({"b": true}), json!({"b": false})),
+            ("'als'", json!({"a": [1, false]}), json!({"a": [1, true]})),
+        ] {
+            let m = matcher(&(rule("kw", &format!("  keywords:\n    - {kw}\n  condition: keywords")) + &rule("word", "  keywords:\n    - 'BADWORD'\n  condition: keywords")));
+            assert_eq!(check(&m, hit.clone()), vec![0], "{kw} in {hit}");
+            assert_eq!(check(&m, miss.clone()), Vec::<usize>::new(), "{kw} not in {miss}");
+            assert_eq!(check(&m, json!({"n": 987, "s": "a badword"})), vec![1]);
+        }
+        assert!(may_be_in_scalar_text("-12.5e+3") && may_be_in_scalar_text("ru") && !may_be_in_scalar_text("sekurlsa::") && !may_be_in_scalar_text("12a"));
     }
 
     #[test]
