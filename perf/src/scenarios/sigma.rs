@@ -70,6 +70,7 @@ pub fn run(args: &Args) -> Result<()> {
         // matches, reported too. Then rsigma as it runs by default, every rule on every event.
         const LIKE: &[&str] = &["--pipeline", "sysmon", "--logsource-routing", "--event-logsource", "product=windows", "--bloom-prefilter"];
         crate::rsigma::compare(&mut r, &bin, &input, &events, per_event, crate::rsigma::Config { key: "rsigma", options: LIKE })?;
+        // `LIKE` without its first two items, `--pipeline sysmon`.
         crate::rsigma::compare(&mut r, &bin, &input, &events, per_event, crate::rsigma::Config { key: "rsigma_no_pipeline", options: &LIKE[2..] })?;
         crate::rsigma::compare(&mut r, &bin, &input, &events, per_event, crate::rsigma::Config { key: "rsigma_all_rules", options: &[] })?;
     }
