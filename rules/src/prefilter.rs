@@ -808,16 +808,26 @@ fn routing_field(c: &Clause) -> Option<usize> {
     c.iter().all(|(g, a)| g == f && matches!(a, Atom::Eq(_) | Atom::Absent)).then_some(*f)
 }
 
-/// How selective a clause is: the length of its weakest atom (exact values count more).
+/// How selective a clause is: the weight of its weakest atom, a literal's length with
+/// rare bytes counted twice (exact values count more).
 fn score(c: &Clause) -> usize {
     c.iter()
         .map(|(_, a)| match a {
-            Atom::Eq(s) => s.len() + 4,
-            Atom::Sub(s) => s.len(),
+            Atom::Eq(s) => weight(s) + 4,
+            Atom::Sub(s) => weight(s),
             Atom::Absent => 0,
         })
         .min()
         .unwrap_or(0)
+}
+
+/// A literal's length, with bytes that are rare in event text counted twice: those of
+/// non-ASCII characters (SigmaHQ's homoglyph and Unicode-obfuscation rules look for single
+/// Cyrillic or Greek letters) and the escape and variable marks of cmd and PowerShell
+/// (`^`, `` ` ``, `$`). Two carets (`^^`, the cmd obfuscation rule's shortest literal) then
+/// weigh 4 and are scanned for, instead of the rule being a candidate on every event.
+fn weight(s: &str) -> usize {
+    s.bytes().map(|b| if b >= 0x80 || matches!(b, b'^' | b'`' | b'$') { 2 } else { 1 }).sum()
 }
 
 /// Necessary clauses of a condition, given those of each selection.
@@ -1122,6 +1132,23 @@ mod tests {
         assert_eq!(check(&m, json!({"img": "zzz.exe", "cmd": "x", "par": "SETUP.exe"})), vec![2]);
         assert_eq!(check(&m, json!({"img": "zzz.exe", "cmd": "x /quiet", "par": "y"})), vec![2]);
         assert_eq!(check(&m, json!({"img": "zz.exe", "cmd": "x /quiet", "par": "setup"})), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn short_literals_of_rare_bytes_are_scanned_for() {
+        // `^^` and one Cyrillic letter (two bytes) weigh 4; `ab` weighs 2 and is too common
+        // to scan for, so its rule is a candidate on every event.
+        let text = rule("caret", "  sel:\n    cmd|contains: ['^^', ',;,']\n  condition: sel")
+            + &rule("cyrillic", "  sel:\n    cmd|contains: \"\\u0410\"\n  condition: sel")
+            + &rule("short", "  sel:\n    cmd|contains: ab\n  condition: sel");
+        let m = matcher(&text);
+        assert!(m.stats().contains("2 with a content prefilter"), "{}", m.stats());
+        let cands = |doc: Value| m.candidates(doc.as_object().unwrap());
+        assert_eq!(cands(json!({"cmd": "cmd /c echo hi"})), vec![2]);
+        assert_eq!(check(&m, json!({"cmd": "c^^md /c x"})), vec![0]);
+        assert_eq!(check(&m, json!({"cmd": "a,;,b"})), vec![0]);
+        assert_eq!(check(&m, json!({"cmd": "p\u{0430}ypal.exe ab"})), vec![1, 2], "lower-case а meets the rule's А");
+        assert_eq!(check(&m, json!({"cmd": "\u{0410}"})), vec![1]);
     }
 
     #[test]
