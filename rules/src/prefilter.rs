@@ -139,9 +139,6 @@ pub struct RuleMatcher {
     /// Content atoms per field, over all buckets: an event's field is looked up and
     /// scanned once, however many of the buckets it visits have atoms on that field.
     scans: Vec<FieldIndex>,
-    /// Rules that got a content clause, and those that got two (for [`RuleMatcher::stats`]).
-    with_content: usize,
-    with_two: usize,
     /// Per rule: the content clauses it must meet, as a bit mask (0 without content).
     need: Vec<u8>,
 }
@@ -302,7 +299,6 @@ impl RuleMatcher {
 
         // Each rule's routing values and content clause.
         let mut members: HashMap<[u32; MAX_DIMS], Members> = HashMap::new();
-        let (mut with_content, mut with_two) = (0, 0);
         let mut need = vec![0u8; clauses.len()];
         for (id, cl) in clauses.iter().enumerate() {
             let id = id as u32;
@@ -337,8 +333,6 @@ impl RuleMatcher {
             let mut content: Vec<&Clause> = cl.iter().enumerate().filter(|(i, c)| !used[*i] && score(c) >= MIN_SCORE).map(|(_, c)| c).collect();
             content.sort_by_key(|c| std::cmp::Reverse((score(c), std::cmp::Reverse(c.len()))));
             content.truncate(MAX_CONTENT);
-            with_content += usize::from(!content.is_empty());
-            with_two += usize::from(content.len() == 2);
             need[id as usize] = ((1u32 << content.len()) - 1) as u8;
             let mut keys = vec![[ANY; MAX_DIMS]];
             for (d, a) in allowed.iter().enumerate() {
@@ -439,7 +433,7 @@ impl RuleMatcher {
             .iter()
             .map(|k| (!k.wild && !k.paths.is_empty()).then(|| k.paths.iter().map(|p| segments.hash_one(p.segments().first().map_or("", String::as_str))).collect()))
             .collect();
-        RuleMatcher { rules, fields, firsts, segments, dims, buckets, scans, with_content, with_two, need }
+        RuleMatcher { rules, fields, firsts, segments, dims, buckets, scans, need }
     }
 
     /// Appends to `out` the positions (in the rule set) of the detections `doc` matches, in
@@ -561,8 +555,8 @@ impl RuleMatcher {
             self.rules.len(),
             dims.join(", "),
             self.buckets.len(),
-            self.with_content,
-            self.with_two
+            self.need.iter().filter(|&&n| n != 0).count(),
+            self.need.iter().filter(|&&n| n.count_ones() == 2).count()
         )
     }
 }
@@ -574,10 +568,8 @@ struct Candidates {
     seen: Vec<u32>,
     gen: u32,
     list: Vec<u32>,
-    /// Per rule of two content clauses: the clauses met so far (`met[r]`, valid when
-    /// `marked[r] == gen`).
-    marked: Vec<u32>,
-    met: Vec<u8>,
+    /// Per rule of two content clauses: (generation, the clauses met so far in it).
+    met: Vec<(u32, u8)>,
 }
 
 impl Candidates {
@@ -586,13 +578,12 @@ impl Candidates {
         self.gen = self.gen.wrapping_add(1);
         if self.gen == 0 {
             self.seen.iter_mut().for_each(|x| *x = 0);
-            self.marked.iter_mut().for_each(|x| *x = 0);
+            self.met.iter_mut().for_each(|x| x.0 = 0);
             self.gen = 1;
         }
         if self.seen.len() < rules {
             self.seen.resize(rules, 0);
-            self.marked.resize(rules, 0);
-            self.met.resize(rules, 0);
+            self.met.resize(rules, (0, 0));
         }
         self.list.clear();
     }
@@ -606,13 +597,13 @@ impl Candidates {
             self.add(r);
             return;
         }
-        let i = r as usize;
-        if self.marked[i] != self.gen {
-            self.marked[i] = self.gen;
-            self.met[i] = 0;
+        let gen = self.gen;
+        let met = &mut self.met[r as usize];
+        if met.0 != gen {
+            *met = (gen, 0);
         }
-        self.met[i] |= 1 << (tagged >> CLAUSE_SHIFT);
-        if self.met[i] == all {
+        met.1 |= 1 << (tagged >> CLAUSE_SHIFT);
+        if met.1 == all {
             self.add(r);
         }
     }
@@ -1105,6 +1096,11 @@ mod tests {
         a
     }
 
+    /// [`RuleMatcher::candidates`] of a JSON object.
+    fn candidates(m: &RuleMatcher, doc: Value) -> Vec<usize> {
+        m.candidates(doc.as_object().unwrap())
+    }
+
     fn rule(id: &str, detection: &str) -> String {
         format!("title: {id}\nid: {id}\ndetection:\n{detection}\n---\n")
     }
@@ -1118,9 +1114,8 @@ mod tests {
             + &rule("and_or", "  a:\n    img|contains: 'zzz'\n  b:\n    cmd|contains: [' /quiet', ' /norestart']\n  c:\n    par|contains: 'setup'\n  condition: a and (b or c)");
         let m = matcher(&text);
         assert!(m.stats().contains("3 with a content prefilter (2 of them two clauses)"), "{}", m.stats());
-        let cands = |doc: Value| m.candidates(doc.as_object().unwrap());
-        assert_eq!(cands(json!({"img": "C:\\7z.exe", "cmd": "7z a x.7z"})), Vec::<usize>::new(), "one clause met");
-        assert_eq!(cands(json!({"img": "C:\\x.exe", "cmd": "x -hp"})), Vec::<usize>::new(), "the other clause met");
+        assert_eq!(candidates(&m, json!({"img": "C:\\7z.exe", "cmd": "7z a x.7z"})), Vec::<usize>::new(), "one clause met");
+        assert_eq!(candidates(&m, json!({"img": "C:\\x.exe", "cmd": "x -hp"})), Vec::<usize>::new(), "the other clause met");
         assert_eq!(check(&m, json!({"img": "C:\\7Z.EXE", "cmd": "7z a -HPpass x.7z"})), vec![0]);
         assert_eq!(check(&m, json!({"img": "C:\\winrar.exe", "cmd": ["y", "a -sdel"]})), vec![0], "any element of an array");
         assert_eq!(check(&m, json!({"img": "C:\\7z.exe"})), Vec::<usize>::new(), "a field missing");
@@ -1128,7 +1123,7 @@ mod tests {
         assert_eq!(check(&m, json!({"img": "tool.exe", "cmd": "nothing"})), vec![1]);
         assert_eq!(check(&m, json!({"img": "a.exe", "cmd": "a secret"})), vec![1]);
         // `a and (b or c)`: `a`, and one atom of `b`'s or `c`'s.
-        assert_eq!(cands(json!({"img": "zzz.exe", "cmd": "x", "par": "y"})), Vec::<usize>::new());
+        assert_eq!(candidates(&m, json!({"img": "zzz.exe", "cmd": "x", "par": "y"})), Vec::<usize>::new());
         assert_eq!(check(&m, json!({"img": "zzz.exe", "cmd": "x", "par": "SETUP.exe"})), vec![2]);
         assert_eq!(check(&m, json!({"img": "zzz.exe", "cmd": "x /quiet", "par": "y"})), vec![2]);
         assert_eq!(check(&m, json!({"img": "zz.exe", "cmd": "x /quiet", "par": "setup"})), Vec::<usize>::new());
@@ -1143,8 +1138,7 @@ mod tests {
             + &rule("short", "  sel:\n    cmd|contains: ab\n  condition: sel");
         let m = matcher(&text);
         assert!(m.stats().contains("2 with a content prefilter"), "{}", m.stats());
-        let cands = |doc: Value| m.candidates(doc.as_object().unwrap());
-        assert_eq!(cands(json!({"cmd": "cmd /c echo hi"})), vec![2]);
+        assert_eq!(candidates(&m, json!({"cmd": "cmd /c echo hi"})), vec![2]);
         assert_eq!(check(&m, json!({"cmd": "c^^md /c x"})), vec![0]);
         assert_eq!(check(&m, json!({"cmd": "a,;,b"})), vec![0]);
         assert_eq!(check(&m, json!({"cmd": "p\u{0430}ypal.exe ab"})), vec![1, 2], "lower-case а meets the rule's А");
