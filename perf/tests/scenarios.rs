@@ -50,6 +50,11 @@ fn num(v: &Value, key: &str) -> f64 {
     v["results"][key].as_f64().unwrap_or_else(|| panic!("no number `{key}` in {}", v["results"]))
 }
 
+/// The shipped rule library (the `engine`, `http` and `amqp` scenarios' rules).
+fn library() -> String {
+    root().join("rules/library").display().to_string()
+}
+
 /// The `rampart` binary beside this package's binaries.
 fn rampart() -> String {
     let bin = Path::new(env!("CARGO_BIN_EXE_rampart-perf")).with_file_name("rampart");
@@ -158,7 +163,7 @@ fn sigma_scenario_matches_the_planted_regression_events() {
 #[test]
 fn engine_scenario_runs_the_shipped_library() {
     let dir = tempfile::tempdir().unwrap();
-    let lib = root().join("rules/library").display().to_string();
+    let lib = library();
     let r = run(dir.path(), "engine", &["--scenario", "engine", "--events", "20000", "--rules", &lib]);
     assert_eq!(num(&r, "events") as usize, 20_000);
     assert!(num(&r, "rule_matches") > 1_000.0 && num(&r, "alerts") > 0.0, "{}", r["results"]);
@@ -168,7 +173,7 @@ fn engine_scenario_runs_the_shipped_library() {
 fn http_bulk_ingest_stores_every_event_flat_out_and_open_loop() {
     let dir = tempfile::tempdir().unwrap();
     let bin = rampart();
-    let lib = root().join("rules/library").display().to_string();
+    let lib = library();
     let flat = run(dir.path(), "http", &["--scenario", "http", "--events", "5000", "--batch", "500", "--rampart", &bin, "--rules", &lib]);
     assert_eq!(num(&flat, "events_stored") as usize, 5_000);
     assert_eq!(num(&flat, "failed_requests"), 0.0);
@@ -185,7 +190,7 @@ fn http_bulk_ingest_stores_every_event_flat_out_and_open_loop() {
 fn amqp_to_opensearch_stores_every_event_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let bin = rampart();
-    let lib = root().join("rules/library").display().to_string();
+    let lib = library();
     let r = run(dir.path(), "amqp", &["--scenario", "amqp", "--events", "3000", "--batch", "100", "--rampart", &bin, "--rules", &lib]);
     assert_eq!(num(&r, "events_published") as usize, 3_000);
     assert_eq!(num(&r, "events_in_opensearch") as usize, 3_000);
