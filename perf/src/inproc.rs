@@ -16,6 +16,12 @@
 //!   event (`--tick-us 0`) took a whole core of the two this machine has, and then every
 //!   other thread preempted either it or the engine.
 //!
+//! The engine owns the events it is handed, as it does in `rampart run` when no event output
+//! holds them: it drops each one once it has matched it, so freeing every event's document
+//! (a few dozen allocations, made on this thread) is engine work and is measured. Before
+//! 2026-11-30 this runner kept every event until the run had ended, which hid that cost
+//! (about half of scenario 1's engine time; `perf/RESULTS.md`).
+//!
 //! CPU is reported for the whole process and for the engine (the process minus the feeding
 //! thread), from the first send to the end of the shutdown, which flushes every open window:
 //! a short run pays at the end for retractions a long run makes while its windows slide, so
@@ -150,6 +156,9 @@ pub fn run(spec: &RunSpec, events: Vec<Event>) -> Result<Outcome> {
         }
     }
     let last_time = events.last().map_or(0, |e| e.time.0);
+    // The engine gets the only reference, as from `rampart run` with no event output: it
+    // frees each event once it has matched it, and that is engine work.
+    let mut source = events.into_iter();
     let sent = Arc::new(AtomicU64::new(0));
     let s2 = sent.clone();
     let sampler = Sampler::start(Duration::from_millis(100), move || s2.load(Ordering::Relaxed));
@@ -176,7 +185,7 @@ pub fn run(spec: &RunSpec, events: Vec<Event>) -> Result<Outcome> {
                 s.due_by(now).clamp(i + 1, (i + batch).min(n))
             }
         };
-        handle.send_blocking(events[i..j].to_vec()).map_err(|e| anyhow!("engine refused a batch: {e}"))?;
+        handle.send_blocking(source.by_ref().take(j - i).collect()).map_err(|e| anyhow!("engine refused a batch: {e}"))?;
         sent.fetch_add((j - i) as u64, Ordering::Relaxed);
         i = j;
     }
