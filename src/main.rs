@@ -19,8 +19,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// mimalloc: 10–20 % less engine CPU than the system allocator on the perf scenarios that
-/// allocate per event (`perf/RESULTS.md`), the many small strings and maps of parsed events.
+/// mimalloc v2: less engine CPU than the system allocator on the perf scenarios that allocate
+/// per event, the many small strings and maps of parsed events, and than mimalloc v3, whose
+/// frees from another thread cost more (the engine frees events parsed elsewhere; see
+/// `perf/RESULTS.md`).
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
