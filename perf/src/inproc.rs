@@ -156,9 +156,7 @@ pub fn run(spec: &RunSpec, events: Vec<Event>) -> Result<Outcome> {
         }
     }
     let last_time = events.last().map_or(0, |e| e.time.0);
-    // The engine gets the only reference, as from `rampart run` with no event output: it
-    // frees each event once it has matched it, and that is engine work.
-    let mut source = events.into_iter();
+    let mut source = Handover(events.into_iter());
     let sent = Arc::new(AtomicU64::new(0));
     let s2 = sent.clone();
     let sampler = Sampler::start(Duration::from_millis(100), move || s2.load(Ordering::Relaxed));
@@ -185,7 +183,7 @@ pub fn run(spec: &RunSpec, events: Vec<Event>) -> Result<Outcome> {
                 s.due_by(now).clamp(i + 1, (i + batch).min(n))
             }
         };
-        handle.send_blocking(source.by_ref().take(j - i).collect()).map_err(|e| anyhow!("engine refused a batch: {e}"))?;
+        handle.send_blocking(source.take(j - i)).map_err(|e| anyhow!("engine refused a batch: {e}"))?;
         sent.fetch_add((j - i) as u64, Ordering::Relaxed);
         i = j;
     }
@@ -221,6 +219,18 @@ pub fn run(spec: &RunSpec, events: Vec<Event>) -> Result<Outcome> {
     })
 }
 
+/// Hands the engine its events, batch by batch, keeping no reference to an event once it is
+/// handed over: the engine gets the only one, as from `rampart run` with no event output, so
+/// it frees each event once it has matched it, and that is engine work.
+struct Handover(std::vec::IntoIter<Arc<Event>>);
+
+impl Handover {
+    /// The next `n` events (fewer at the end).
+    fn take(&mut self, n: usize) -> Vec<Arc<Event>> {
+        self.0.by_ref().take(n).collect()
+    }
+}
+
 /// Runs a scenario's events flat out or open loop; with `half_max`, first flat out to find
 /// the maximum rate, then open loop at half of it (both are reported; the open-loop run's
 /// figures are the result).
@@ -244,4 +254,26 @@ pub fn run_scenario(r: &mut Report, spec: &RunSpec, half_max: bool, make: &dyn F
         r.notes.push("flat out: throughput and CPU only; latency needs an open-loop run (--rate R or --half-max)".into());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gen;
+
+    #[test]
+    fn the_runner_keeps_no_reference_to_an_event_it_handed_over() {
+        let start = EventTime(1_700_000_000_000);
+        let events: Vec<Arc<Event>> = gen::normalize(gen::keyed_auth(1, 10, 3, start, 50), start, 50).into_iter().map(Arc::new).collect();
+        assert_eq!(events.len(), 3);
+        let watch: Vec<_> = events.iter().map(Arc::downgrade).collect();
+        let mut handover = Handover(events.into_iter());
+        let batch = handover.take(2);
+        assert!(batch.iter().all(|e| Arc::strong_count(e) == 1), "the engine must get the only reference");
+        drop(batch);
+        assert!(watch[..2].iter().all(|w| w.upgrade().is_none()), "events handed over outlived the batch");
+        assert!(watch[2].upgrade().is_some(), "an event not yet handed over was freed");
+        assert_eq!(handover.take(5).len(), 1);
+        assert!(handover.take(5).is_empty());
+    }
 }
