@@ -16,11 +16,10 @@
 //!   event (`--tick-us 0`) took a whole core of the two this machine has, and then every
 //!   other thread preempted either it or the engine.
 //!
-//! The engine owns the events it is handed, as it does in `rampart run` when no event output
-//! holds them: it drops each one once it has matched it, so freeing every event's document
-//! (a few dozen allocations, made on this thread) is engine work and is measured. Before
-//! 2026-11-30 this runner kept every event until the run had ended, which hid that cost
-//! (about half of scenario 1's engine time; `perf/RESULTS.md`).
+//! The engine gets the only reference to each event (`Handover`), so freeing every event's
+//! document (a few dozen allocations, made on this thread) is measured as engine work. Before
+//! 2026-11-30 this runner kept every event until the run had ended, which hid ~40 % of
+//! scenario 1's engine time (`perf/RESULTS.md`).
 //!
 //! CPU is reported for the whole process and for the engine (the process minus the feeding
 //! thread), from the first send to the end of the shutdown, which flushes every open window:
